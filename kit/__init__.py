@@ -1,0 +1,53 @@
+"""The kit: learn how virtual machines work on tiny, real QEMU guests.
+
+The whole lesson-facing surface is here::
+
+    import kit
+    g = kit.Guest("web1", memory_mb=128, cpus=1, forwards={8080: 80})
+    g.start()                 # boots; returns once the guest agent answers
+    g.run("uname -r")         # the guest OS, through the QEMU guest agent
+    g.qmp("query-status")     # the hypervisor, through QMP
+    g.console.text()          # the serial console since its first byte
+    g.pause(); g.resume(); g.reboot(); g.stop()
+    kit.guests(); kit.stop_all(); kit.host()
+"""
+
+from kit.errors import (
+    AgentError,
+    BootTimeout,
+    GuestError,
+    GuestNotRunning,
+    HostLimit,
+    ImageError,
+    InvalidInput,
+    KitError,
+    LaunchError,
+    NameInUse,
+    QMPError,
+    SetupError,
+)
+from kit.guest import Guest, RunResult
+from kit.infrastructure import Accelerator, HostInfo, host
+from kit.registry import guests, stop_all
+
+__all__ = [
+    "Accelerator",
+    "AgentError",
+    "BootTimeout",
+    "Guest",
+    "GuestError",
+    "GuestNotRunning",
+    "HostInfo",
+    "HostLimit",
+    "ImageError",
+    "InvalidInput",
+    "KitError",
+    "LaunchError",
+    "NameInUse",
+    "QMPError",
+    "RunResult",
+    "SetupError",
+    "guests",
+    "host",
+    "stop_all",
+]

@@ -1,0 +1,643 @@
+"""A guest: one QEMU process, its three channels, and its state.
+
+The learner's side is synchronous and small (start, run, qmp, pause, resume,
+reboot, stop).  Behind it, everything that touches a socket runs on the kit
+loop (:mod:`kit._loop`): the QMP client (the hypervisor), the guest-agent
+client (the guest OS), the console reader, and a watcher that notices the
+moment QEMU exits, whoever ended it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import collections
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from qemu.qmp import ExecuteError, QMPClient
+from qemu.qmp.error import QMPError as _LibraryQMPError
+
+from kit import _loop, images, infrastructure, paths, qemu, registry, validate
+from kit.console import Console
+from kit.errors import (
+    AgentError,
+    BootTimeout,
+    GuestError,
+    GuestNotRunning,
+    ImageError,
+    InvalidInput,
+    LaunchError,
+    NameInUse,
+    QMPError,
+)
+
+READY_LINE = "KIT-READY"
+DEFAULT_BOOT_TIMEOUT_S = 60.0
+STATES = ("created", "booting", "running", "paused", "crashed", "stopping", "stopped")
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What a command run in the guest through the agent gave back."""
+
+    command: list[str]
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+    def __str__(self) -> str:
+        return self.stdout + self.stderr
+
+
+class Guest:
+    """One virtual machine: ``kit.Guest("web1", memory_mb=128, forwards={8080: 80})``.
+
+    Nothing runs until :meth:`start`.  Used with ``with``, the guest is
+    started on entry and stopped on exit, whatever happens inside.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        memory_mb: int = 128,
+        cpus: int = 1,
+        forwards: Mapping[int, int] | None = None,
+        *,
+        arch: str = "x86_64",
+        replace: bool = False,
+        boot_timeout: float = DEFAULT_BOOT_TIMEOUT_S,
+    ) -> None:
+        self.name = validate.check_name(name)
+        self.cpus = validate.check_cpus(cpus)
+        self.forwards = validate.check_forwards(forwards)
+        image = images.find_image(arch)
+        minimum = image.min_memory_mb if image else 0
+        self.memory_mb = validate.check_memory(memory_mb, minimum)
+        self.arch = arch
+        self.replace = replace
+        self.boot_timeout = boot_timeout
+        self.console = Console()
+        self.accelerator: infrastructure.Accelerator | None = None
+        self.command: list[str] = []
+        self.pid: int | None = None
+        self.exit_reason: str | None = None
+        self.started_at: float | None = None
+        self.ready_at: float | None = None
+        self.qmp_log: collections.deque[dict[str, Any]] = collections.deque(maxlen=200)
+        self._state = "created"
+        self._state_before_pause = "running"
+        self._image: images.GuestImage | None = None
+        self._process: subprocess.Popen[bytes] | None = None
+        self._rundir: Path | None = None
+        self._qmp: QMPClient | None = None
+        self._agent: QMPClient | None = None
+        self._sockets: list[socket.socket] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._exited: asyncio.Future[int] | None = None
+        self._stop_requested = False
+
+    # -- what a lesson reads -------------------------------------------------
+
+    @property
+    def state(self) -> str:
+        """One of created, booting, running, paused, crashed, stopping, stopped."""
+        return self._state
+
+    @property
+    def image(self) -> images.GuestImage | None:
+        return self._image
+
+    @property
+    def command_line(self) -> str:
+        """The real QEMU command, shell-quoted, as it was run."""
+        return qemu.show(self.command)
+
+    def __repr__(self) -> str:
+        accel = f", {self.accelerator.name}" if self.accelerator else ""
+        return f"<Guest {self.name} {self.state}, {self.memory_mb} MiB, {self.cpus} CPU{accel}>"
+
+    # -- lifecycle -------------------------------------------------------------
+
+    def start(self) -> Guest:
+        """Boot the guest; returns once its agent answers (bounded by ``boot_timeout``)."""
+        if self._state not in ("created", "stopped"):
+            raise GuestError(
+                f"guest {self.name} is already {self._state}.",
+                hint="Stop it first (g.stop()), or make a new kit.Guest.",
+            )
+        self._claim_name()
+        self._image = _require_image(self.arch)
+        validate.check_memory(self.memory_mb, self._image.min_memory_mb)
+        validate.check_host_ports_free(list(self.forwards))
+        self.accelerator = infrastructure.accelerator()
+        self._reset_for_start()
+        registry.add(self)
+        try:
+            _loop.call(self._launch(), timeout=30)
+            _loop.call(self._wait_ready(1), timeout=self.boot_timeout + 10)
+        except BaseException:
+            self.kill()
+            raise
+        return self
+
+    def stop(self, timeout: float = 8.0) -> None:
+        """Shut the guest down: politely through its agent, then QMP ``quit``, then SIGKILL."""
+        if self._state in ("created", "stopped"):
+            return
+        _loop.call(self._stop(timeout), timeout=timeout + 10)
+
+    def kill(self) -> None:
+        """Kill QEMU at once (no shutdown inside the guest) and clean up."""
+        if self._process is not None and self._process.poll() is None:
+            _kill_process_group(self._process)
+        if self._state not in ("created", "stopped"):
+            try:
+                _loop.call(self._wait_exit_and_cleanup(), timeout=10)
+            except Exception:
+                self._cleanup_files()
+
+    def pause(self) -> None:
+        """Freeze the whole machine: every virtual CPU stops; memory stays as it is."""
+        self._require_state("pause", "running", "booting")
+        self.qmp("stop")
+
+    def resume(self) -> None:
+        self._require_state("resume", "paused")
+        self.qmp("cont")
+
+    def reboot(self) -> None:
+        """Press the machine's reset button and wait until it is ready again."""
+        self._require_state("reboot", "running", "booting", "paused", "crashed")
+        target = self.console.count(READY_LINE) + 1
+        was_paused = self._state in ("paused", "crashed")
+        self.qmp("system_reset")
+        if was_paused:
+            self.qmp("cont")
+        _loop.call(self._wait_ready(target), timeout=self.boot_timeout + 10)
+
+    def __enter__(self) -> Guest:
+        if self._state in ("created", "stopped"):
+            self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            self.stop()
+        except Exception:
+            self.kill()
+
+    # -- talking to the two layers ---------------------------------------------
+
+    def qmp(self, command: str, arguments: Mapping[str, Any] | None = None,
+            *, timeout: float = 10.0, **kwargs: Any) -> Any:
+        """Send one QMP command to the hypervisor; returns its ``return`` value."""
+        if self._qmp is None or self._state in ("created", "stopped"):
+            raise GuestNotRunning(
+                f"guest {self.name} is {self._state}: its hypervisor is not running.",
+                hint="Start it first with g.start().",
+            )
+        args = {**(arguments or {}), **kwargs}
+        return _loop.call(self._qmp_execute(command, args, timeout), timeout=timeout + 5)
+
+    def agent(self, command: str, arguments: Mapping[str, Any] | None = None,
+              *, timeout: float = 10.0, **kwargs: Any) -> Any:
+        """Send one command to the guest agent (the guest OS's side)."""
+        self._require_state(f"send {command} to the guest agent of", "running")
+        args = {**(arguments or {}), **kwargs}
+        return _loop.call(self._agent_execute(command, args, timeout), timeout=timeout + 5)
+
+    def run(self, command: str | Sequence[str], timeout: float = 30.0) -> RunResult:
+        """Run a command inside the guest through its agent.
+
+        A string runs under the guest's ``/bin/sh -c``; a list runs as it is.
+        """
+        argv = _argv(command)
+        self._require_state("run a command in", "running")
+        return _loop.call(self._agent_run(argv, timeout), timeout=timeout + 10)
+
+    # -- inside the kit loop ---------------------------------------------------
+
+    async def _launch(self) -> None:
+        assert self._image is not None and self._rundir is not None and self.accelerator
+        loop = asyncio.get_running_loop()
+        pairs = [socket.socketpair() for _ in range(3)]
+        self._sockets = [ours for ours, _ in pairs]
+        fds = qemu.ChannelFds(*(theirs.fileno() for _, theirs in pairs))
+        spec = qemu.MachineSpec(
+            name=self.name, image=self._image, memory_mb=self.memory_mb, cpus=self.cpus,
+            accel=self.accelerator.name, forwards=self.forwards,
+            pidfile=self._rundir / "qemu.pid",
+        )
+        self.command = qemu.build_command(spec, fds)
+        self._set_state("booting")
+        self.started_at = time.monotonic()
+        with open(self._rundir / "qemu.log", "wb") as log:
+            self._process = subprocess.Popen(
+                self.command, pass_fds=[fds.qmp, fds.console, fds.agent],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        for _, theirs in pairs:
+            theirs.close()
+        self.pid = self._process.pid
+        self._exited = loop.create_future()
+        self._watch_exit(loop)
+        await self._connect_channels()
+
+    def _watch_exit(self, loop: asyncio.AbstractEventLoop) -> None:
+        assert self._process is not None
+        pidfd = os.pidfd_open(self._process.pid)
+
+        def on_exit() -> None:
+            loop.remove_reader(pidfd)
+            os.close(pidfd)
+            assert self._process is not None
+            code = self._process.wait()
+            if self._exited is not None and not self._exited.done():
+                self._exited.set_result(code)
+            self.exit_reason = self.exit_reason or _explain_exit(code, self._stop_requested)
+            self._tasks.append(asyncio.ensure_future(self._cleanup()))
+
+        loop.add_reader(pidfd, on_exit)
+
+    async def _connect_channels(self) -> None:
+        ours_qmp, ours_console, ours_agent = self._sockets
+        reader, writer = await asyncio.open_unix_connection(sock=ours_console)
+        self._tasks.append(asyncio.create_task(self.console.pump(reader, writer)))
+        self.console.subscribe(self._on_console_text)
+        self._qmp = QMPClient(self.name)
+        try:
+            await self._until_exit(self._qmp.connect(ours_qmp), 20, "connecting to QMP")
+        except _LibraryQMPError as error:
+            raise self._launch_error(f"QEMU did not answer on QMP ({error}).") from None
+        self._tasks.append(asyncio.create_task(self._watch_events(self._qmp)))
+        agent = QMPClient(f"{self.name}-agent")
+        agent.await_greeting = False
+        agent.negotiate = False
+        await agent.connect(ours_agent)
+        self._agent = agent
+
+    async def _wait_ready(self, ready_count: int) -> None:
+        """Wait for the init's ready line, then for the agent to answer a ping."""
+        deadline = time.monotonic() + self.boot_timeout
+        seen = self.console.wait_for_line(READY_LINE, ready_count, self.boot_timeout)
+        if not await self._until_exit(seen, self.boot_timeout, "booting"):
+            raise self._boot_timeout("its init never said it was ready")
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise self._boot_timeout("its guest agent never answered")
+            try:
+                assert self._agent is not None
+                ping = self._agent.execute("guest-ping")
+                await self._until_exit(asyncio.wait_for(ping, min(2.0, remaining)), remaining,
+                                       "waiting for the guest agent")
+                break
+            except TimeoutError:
+                continue
+        self.ready_at = time.monotonic()
+        if self._state == "booting":
+            self._set_state("running")
+
+    async def _until_exit(self, awaitable: Any, timeout: float, doing: str) -> Any:
+        """Await ``awaitable`` unless QEMU exits first: then raise with its log."""
+        assert self._exited is not None
+        task = asyncio.ensure_future(awaitable)
+        done, _ = await asyncio.wait({task, self._exited}, timeout=timeout,
+                                     return_when=asyncio.FIRST_COMPLETED)
+        if task in done:
+            return task.result()
+        task.cancel()
+        if self._exited in done:
+            raise self._launch_error(f"QEMU exited while {doing}.")
+        raise TimeoutError(doing)
+
+    async def _watch_events(self, client: QMPClient) -> None:
+        async for event in client.events:
+            name = str(event["event"])
+            if name == "GUEST_PANICKED":
+                self._set_state("crashed")
+            elif name == "STOP" and self._state in ("running", "booting"):
+                self._state_before_pause = self._state
+                self._set_state("paused")
+            elif name == "RESUME" and self._state == "paused":
+                self._set_state(self._state_before_pause)
+            elif _starts_a_boot(name, self._state):
+                self._set_state("booting")
+            elif name == "SHUTDOWN":
+                self._set_state("stopping")
+
+    def _on_console_text(self, text: str) -> None:
+        # A reboot the guest did by itself: it is running again once init says so.
+        if READY_LINE in text and self._state == "booting" and self.ready_at is not None:
+            self._set_state("running")
+
+    async def _qmp_execute(self, command: str, args: Mapping[str, Any], timeout: float) -> Any:
+        assert self._qmp is not None
+        self.qmp_log.append({"time": time.time(), "to": "qemu", "execute": command,
+                             "arguments": dict(args)})
+        try:
+            reply = await asyncio.wait_for(
+                self._qmp.execute(command, dict(args) or None), timeout)
+        except ExecuteError as error:
+            self.qmp_log.append({"time": time.time(), "from": "qemu", "error": error.error_class})
+            raise QMPError(
+                f"QEMU refused {command}: {error.error_class}: {error}",
+                hint="Check the command name and arguments: g.qmp('query-commands') lists "
+                "what this QEMU understands.",
+            ) from None
+        except TimeoutError:
+            raise QMPError(f"QEMU did not answer {command} within {timeout:g} s.",
+                           hint="The guest may be stopping; look at g.state.") from None
+        except _LibraryQMPError as error:
+            raise QMPError(f"the QMP connection failed during {command}: {error}",
+                           hint="QEMU has probably exited; look at g.state and "
+                           "g.exit_reason.") from None
+        self.qmp_log.append({"time": time.time(), "from": "qemu", "return": reply})
+        return reply
+
+    async def _agent_execute(self, command: str, args: Mapping[str, Any], timeout: float) -> Any:
+        assert self._agent is not None
+        try:
+            return await asyncio.wait_for(self._agent.execute(command, dict(args) or None),
+                                          timeout)
+        except ExecuteError as error:
+            raise AgentError(f"the guest agent refused {command}: {error}",
+                             hint="g.agent('guest-info') lists the commands it supports.") from None
+        except TimeoutError:
+            raise AgentError(
+                f"the guest agent did not answer {command} within {timeout:g} s.",
+                hint="The guest may be overloaded or its agent stopped; g.reboot() restarts it.",
+            ) from None
+        except _LibraryQMPError as error:
+            raise AgentError(f"the guest agent connection failed: {error}",
+                             hint="Look at g.state; g.reboot() restarts the guest.") from None
+
+    async def _agent_run(self, argv: list[str], timeout: float) -> RunResult:
+        started = await self._agent_execute(
+            "guest-exec", {"path": argv[0], "arg": argv[1:], "capture-output": True}, 10)
+        guest_pid = started["pid"]
+        deadline = time.monotonic() + timeout
+        delay = 0.005
+        while True:
+            status = await self._agent_execute("guest-exec-status", {"pid": guest_pid}, 10)
+            if status["exited"]:
+                return _run_result(argv, status)
+            if time.monotonic() > deadline:
+                await self._agent_execute(
+                    "guest-exec", {"path": "/bin/kill", "arg": ["-9", str(guest_pid)]}, 5)
+                raise GuestError(
+                    f"{qemu.show(argv)} did not finish within {timeout:g} s, so it was killed.",
+                    hint="Pass a larger timeout=..., or run it in the background in the "
+                    "guest (add ' &').",
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.1)
+
+    async def _stop(self, timeout: float) -> None:
+        self._stop_requested = True
+        assert self._exited is not None
+        polite = self._state in ("running", "booting")
+        self._set_state("stopping")
+        if polite and self._agent is not None:
+            await self._try(self._agent.execute("guest-shutdown"), 0.5)
+            if await self._exited_within(timeout / 2):
+                return await self._cleanup()
+        if self._qmp is not None:
+            await self._try(self._qmp.execute("quit"), 1.0)
+            if await self._exited_within(2.0):
+                return await self._cleanup()
+        if self._process is not None:
+            _kill_process_group(self._process)
+        await self._wait_exit_and_cleanup()
+
+    async def _wait_exit_and_cleanup(self) -> None:
+        await self._exited_within(5.0)
+        await self._cleanup()
+
+    async def _exited_within(self, seconds: float) -> bool:
+        assert self._exited is not None
+        try:
+            await asyncio.wait_for(asyncio.shield(self._exited), seconds)
+        except TimeoutError:
+            return False
+        return True
+
+    @staticmethod
+    async def _try(awaitable: Any, timeout: float) -> None:
+        # A dying guest may not answer, or may hang up: the caller checks the process.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(awaitable, timeout)
+
+    async def _cleanup(self) -> None:
+        """Close every channel; the process has exited.  Safe to call twice."""
+        if self._state == "stopped":
+            return
+        current = asyncio.current_task()
+        for client in (self._qmp, self._agent):
+            if client is not None:
+                await self._try(client.disconnect(), 1.0)
+        for task in self._tasks:
+            if task is not current:
+                task.cancel()
+        for sock in self._sockets:
+            sock.close()
+        self._qmp = self._agent = None
+        self._tasks, self._sockets = [], []
+        self._cleanup_files()
+        registry.remove(self)
+        self._set_state("stopped")
+
+    # -- helpers -------------------------------------------------------------
+
+    def _set_state(self, state: str) -> None:
+        if state != self._state:
+            self._state = state
+            registry.announce(self, state)
+
+    def _require_state(self, action: str, *allowed: str) -> None:
+        if self._state not in allowed:
+            raise GuestNotRunning(
+                f"cannot {action} guest {self.name}: it is {self._state}.",
+                hint=_STATE_HINTS.get(self._state, "Look at g.state."),
+            )
+
+    def _claim_name(self) -> None:
+        other = registry.get(self.name)
+        if other is not None and other is not self:
+            if not self.replace:
+                raise NameInUse(
+                    f"a guest named {self.name!r} is already {other.state} in this notebook.",
+                    hint=f"Stop it first (kit.guests() lists them), choose another name, "
+                    f"or pass replace=True to kit.Guest({self.name!r}, ...).",
+                )
+            other.stop()
+        self._rundir = _claim_rundir(self.name, self.replace)
+
+    def _reset_for_start(self) -> None:
+        self.console = Console()
+        self.exit_reason = None
+        self.ready_at = None
+        self._stop_requested = False
+        self.qmp_log.clear()
+
+    def _cleanup_files(self) -> None:
+        if self._rundir is not None:
+            shutil.rmtree(self._rundir, ignore_errors=True)
+
+    def _log_text(self) -> str:
+        if self._rundir is None:
+            return ""
+        try:
+            return (self._rundir / "qemu.log").read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def _launch_error(self, message: str) -> LaunchError:
+        code = self._process.poll() if self._process else None
+        return LaunchError(
+            f"guest {self.name} could not start: {message}",
+            command=self.command, log=self._log_text() or self.console.tail(),
+            exit_code=code, hint=_launch_hint(self._log_text()),
+        )
+
+    def _boot_timeout(self, what: str) -> BootTimeout:
+        return BootTimeout(
+            f"guest {self.name} did not finish booting within {self.boot_timeout:g} s: {what}.",
+            log=self.console.tail(25), command=self.command,
+            hint="Under software emulation a busy host boots slowly: close other guests or "
+            "pass a larger boot_timeout=...; the console lines above show where it stopped.",
+        )
+
+
+_STATE_HINTS = {
+    "created": "Start it first with g.start().",
+    "stopped": "It has stopped; start it again with g.start().",
+    "paused": "It is paused: g.resume() first.",
+    "crashed": "Its kernel crashed: g.reboot() starts it afresh.",
+    "booting": "It is still booting; wait a moment.",
+    "stopping": "It is shutting down.",
+}
+
+
+def _require_image(arch: str) -> images.GuestImage:
+    image = images.find_image(arch)
+    if image is None:
+        raise ImageError(
+            f"the {arch} guest image is not built yet.",
+            hint="Build it once with: python -m kit image   (or run ./setup.sh)",
+        )
+    return image
+
+
+def _claim_rundir(name: str, replace: bool) -> Path:
+    """This guest's own folder, refusing a name another live kit process uses."""
+    rundir = paths.runtime_dir() / name
+    pid = _read_pid(rundir / "qemu.pid")
+    if pid is not None and _is_our_qemu(pid, name):
+        if not replace:
+            raise NameInUse(
+                f"a guest named {name!r} is running in another notebook or program "
+                f"(QEMU pid {pid}).",
+                hint="Stop it there, choose another name, or pass replace=True to stop it.",
+            )
+        os.kill(pid, signal.SIGKILL)
+        _wait_gone(pid, 5.0)
+    shutil.rmtree(rundir, ignore_errors=True)  # stale files of a killed kernel
+    return paths.owner_only_dir(rundir)
+
+
+def _read_pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _is_our_qemu(pid: int, name: str) -> bool:
+    try:
+        words = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return any(word.startswith(f"{name},process=".encode()) for word in words)
+
+
+def _wait_gone(pid: int, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
+        time.sleep(0.05)
+
+
+def _kill_process_group(process: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+def _argv(command: str | Sequence[str]) -> list[str]:
+    argv = ["/bin/sh", "-c", command] if isinstance(command, str) else list(command)
+    if not argv or not all(isinstance(word, str) for word in argv) or not argv[-1]:
+        raise InvalidInput(
+            f"{command!r} is not a command.",
+            hint="Give a shell line such as 'uname -r', or a list such as ['uname', '-r'].",
+        )
+    if any("\0" in word for word in argv):
+        raise InvalidInput("a command cannot contain a NUL character.",
+                                    hint="Remove the \\0 from the command.")
+    return argv
+
+
+def _run_result(argv: list[str], status: Mapping[str, Any]) -> RunResult:
+    def decode(key: str) -> str:
+        return base64.b64decode(status.get(key, "")).decode("utf-8", "replace")
+
+    code = status.get("exitcode")
+    if code is None:  # killed by a signal
+        code = 128 + int(status.get("signal", 0))
+    return RunResult(argv, int(code), decode("out-data"), decode("err-data"))
+
+
+def _starts_a_boot(event: str, state: str) -> bool:
+    """A reset, or a crashed guest set going again, means booting from the start."""
+    return (event == "RESUME" and state == "crashed") or (
+        event == "RESET" and state not in ("stopping", "paused")
+    )
+
+
+def _explain_exit(code: int, requested: bool) -> str:
+    if requested:
+        return "stopped by the kit"
+    if code == 0:
+        return "the guest powered itself off (QEMU exited normally)"
+    if code < 0:
+        return f"QEMU was killed from outside the kit ({signal.Signals(-code).name})"
+    return f"QEMU exited with code {code}"
+
+
+def _launch_hint(log: str) -> str:
+    if "Could not set up host forwarding" in log:
+        return "A forwarded host port is taken: choose another one."
+    if "KVM" in log:
+        return "KVM failed: run with KIT_ACCEL=tcg set, or check python -m kit doctor."
+    if "Cannot lock pid file" in log:
+        return "An old guest of this name is still running: kit.stop_all(), or replace=True."
+    return "Read QEMU's own message above; python -m kit doctor checks this machine."

@@ -1,0 +1,796 @@
+"""The guest image: a Debian kernel and a busybox initramfs, built once and cached.
+
+The recipe lives in ``assets/guest/`` (``recipe.toml`` says what goes where).
+A build follows the recipe's kernel metapackage to the real kernel package,
+downloads it with ``apt-get download`` (never installing it), takes the
+kernel and the few modules the guest loads, and packs them with host
+programs (busybox, the QEMU guest agent, sqlite3) and their shared libraries
+into an initramfs written by :mod:`kit.cpio`.
+
+Images are cached in ``cache_dir()/images/<arch>-<key>/``.  The key hashes
+the recipe folder and every host file copied in, so editing the recipe or
+upgrading a host program gives a new image.  It does not include the kernel
+package's version: asking apt for it takes most of a second, and
+:func:`find_image` runs on every guest start.  The version used is recorded
+in the image's manifest instead; a newer kernel arrives with the next build.
+
+A directory only counts as an image once its ``manifest.json`` exists, and
+that file is written last, in a folder that is renamed into place whole, so
+a build that was interrupted is never found.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import re
+import shutil
+import stat
+import struct
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+import tomllib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from kit import paths
+from kit.cpio import Archive
+from kit.errors import ImageError
+
+Progress = Callable[[str, float], None]
+
+#: The line the guest's /init prints on the serial console once it is ready.
+READY_LINE = "KIT-READY"
+#: The name of the virtio serial port the guest agent listens on.
+AGENT_PORT_NAME = "org.qemu.guest_agent.0"
+
+# Bump when the build lays the image out differently: it changes every key.
+FORMAT = 1
+MANIFEST = "manifest.json"
+KERNEL_FILE = "vmlinuz"
+# Uncompressed: under TCG the kernel unpacks a plain cpio faster than it
+# inflates a gzipped one (measured: see INITRAMFS_NOTE in the report).
+INITRAMFS_FILE = "initramfs.cpio"
+MODULE_LIST = "etc/kit/modules"
+HOST_PACKAGES_HINT = "apt-get install busybox-static qemu-guest-agent sqlite3"
+
+
+@dataclass(frozen=True)
+class GuestImage:
+    """A built image, ready to hand to QEMU's -kernel and -initrd."""
+
+    arch: str
+    kernel: Path
+    initramfs: Path
+    kernel_version: str
+    kernel_cmdline: str
+    min_memory_mb: int
+    qemu_binary: str
+    key: str
+
+    @property
+    def size_bytes(self) -> int:
+        return self.kernel.stat().st_size + self.initramfs.stat().st_size
+
+
+# --- the recipe ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Program:
+    """A host program copied into the guest, with the package that provides it."""
+
+    host: Path
+    guest: str
+    package: str
+
+
+@dataclass(frozen=True)
+class RecipeFile:
+    """A file or folder of the recipe folder and where it goes in the guest."""
+
+    source: Path
+    guest: str
+    mode: int | None
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """``recipe.toml`` for one architecture, checked and typed."""
+
+    root: Path
+    arch: str
+    kernel_package: str
+    deb_architecture: str
+    qemu_binary: str
+    console: str
+    cmdline: str
+    min_memory_mb: int
+    modules: tuple[str, ...]
+    programs: tuple[Program, ...]
+    files: tuple[RecipeFile, ...]
+    dirs: tuple[str, ...]
+
+    @property
+    def kernel_cmdline(self) -> str:
+        return f"console={self.console} {self.cmdline}".strip()
+
+
+def recipe_dir() -> Path:
+    return paths.assets_dir() / "guest"
+
+
+def supported_arches() -> list[str]:
+    return sorted(_read_toml(recipe_dir() / "recipe.toml").get("arch", {}))
+
+
+def load_recipe(arch: str = "x86_64") -> Recipe:
+    root = recipe_dir()
+    data = _read_toml(root / "recipe.toml")
+    table = data.get("arch", {}).get(arch)
+    if table is None:
+        raise ImageError(
+            f"The guest recipe has no architecture {arch!r}.",
+            hint=f"Use one of: {', '.join(supported_arches()) or 'none'}.",
+        )
+    try:
+        return _recipe_from_tables(root, arch, data, table)
+    except (KeyError, TypeError, ValueError) as error:
+        raise ImageError(
+            f"{root / 'recipe.toml'} is missing or has a wrong value for {error}.",
+            hint="Compare it with the copy in the kit's repository.",
+        ) from error
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as file:
+            return tomllib.load(file)
+    except (OSError, tomllib.TOMLDecodeError) as error:
+        raise ImageError(
+            f"Cannot read the guest recipe {path}: {error}",
+            hint="Restore assets/guest/ from the kit's repository.",
+        ) from error
+
+
+def _recipe_from_tables(
+    root: Path, arch: str, data: dict[str, Any], table: dict[str, Any]
+) -> Recipe:
+    return Recipe(
+        root=root,
+        arch=arch,
+        kernel_package=str(table["kernel_package"]),
+        deb_architecture=str(table["deb_architecture"]),
+        qemu_binary=str(table["qemu_binary"]),
+        console=str(table["console"]),
+        cmdline=str(table.get("cmdline", "")),
+        min_memory_mb=int(table["min_memory_mb"]),
+        modules=tuple(str(name) for name in table["modules"]),
+        programs=tuple(
+            Program(Path(item["host"]), str(item["guest"]), str(item["package"]))
+            for item in table["programs"]
+        ),
+        files=tuple(
+            RecipeFile(root / source, str(spec["to"]), spec.get("mode"))
+            for source, spec in data["files"].items()
+        ),
+        dirs=tuple(str(path) for path in data.get("dirs", [])),
+    )
+
+
+# --- host files and the cache key ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class HostFile:
+    """A host program or library, where it goes in the guest, and its hash."""
+
+    host: Path
+    guest: str
+    sha256: str
+
+
+def host_files(recipe: Recipe) -> list[HostFile]:
+    """The recipe's programs and every library they load, each once."""
+    found: dict[str, HostFile] = {}
+    for program in recipe.programs:
+        if not program.host.is_file():
+            raise ImageError(
+                f"The guest needs {program.host} from the host, and it is missing.",
+                hint=f"Install it with: {HOST_PACKAGES_HINT} (package {program.package}).",
+            )
+        found[program.guest] = HostFile(program.host, program.guest, _sha256(program.host))
+        for library in shared_libraries(program.host):
+            found.setdefault(str(library), HostFile(library, str(library), _sha256(library)))
+    return [found[guest] for guest in sorted(found)]
+
+
+def shared_libraries(program: Path) -> list[Path]:
+    """What ``ldd`` lists for a program, the dynamic loader included.
+
+    Each library goes to the same path in the guest, since that is where the
+    loader will look; a static program (busybox) has none.
+    """
+    if shutil.which("ldd") is None:
+        raise ImageError(
+            "The guest build needs ldd to find the host programs' libraries.",
+            hint="Install it with: apt-get install libc-bin",
+        )
+    result = subprocess.run(["ldd", str(program)], capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        if "not a dynamic executable" in result.stdout + result.stderr:
+            return []
+        raise ImageError(
+            f"ldd could not list the libraries of {program}.",
+            command=["ldd", str(program)],
+            log=result.stdout + result.stderr,
+            exit_code=result.returncode,
+        )
+    return _parse_ldd(program, result.stdout)
+
+
+def _parse_ldd(program: Path, output: str) -> list[Path]:
+    libraries = []
+    for line in output.splitlines():
+        if "not found" in line:
+            raise ImageError(
+                f"{program} needs a library the host lacks: {line.strip()}",
+                hint=f"Reinstall the program's package: {HOST_PACKAGES_HINT}",
+            )
+        match = re.search(r"(?:=>\s*)?(/\S+)\s+\(0x", line)
+        if match:
+            libraries.append(Path(match.group(1)))
+    return libraries
+
+
+def image_key(arch: str = "x86_64") -> str:
+    recipe = load_recipe(arch)
+    return _key(recipe, host_files(recipe))
+
+
+def _key(recipe: Recipe, files: list[HostFile]) -> str:
+    digest = hashlib.sha256(f"kit guest image, format {FORMAT}, {recipe.arch}\n".encode())
+    for path in sorted(p for p in recipe.root.rglob("*") if p.is_file()):
+        digest.update(f"recipe {path.relative_to(recipe.root)} {_sha256(path)}\n".encode())
+    for file in files:
+        digest.update(f"host {file.host} {file.guest} {file.sha256}\n".encode())
+    return digest.hexdigest()[:20]
+
+
+def _sha256(path: Path) -> str:
+    with path.open("rb") as file:
+        return hashlib.file_digest(file, "sha256").hexdigest()
+
+
+# --- finding a cached image ---------------------------------------------------
+
+
+def images_dir() -> Path:
+    path = paths.cache_dir() / "images"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def find_image(arch: str = "x86_64") -> GuestImage | None:
+    """The cached image for the current recipe and host programs, if complete."""
+    recipe = load_recipe(arch)
+    return _find(recipe, _key(recipe, host_files(recipe)))
+
+
+def _find(recipe: Recipe, key: str) -> GuestImage | None:
+    folder = images_dir() / f"{recipe.arch}-{key}"
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text())
+        image = _image_from_manifest(folder, manifest)
+        sizes = manifest["sizes"]
+        complete = (
+            image.kernel.stat().st_size == sizes[KERNEL_FILE]
+            and image.initramfs.stat().st_size == sizes[INITRAMFS_FILE]
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return image if complete and image.key == key else None
+
+
+def _image_from_manifest(folder: Path, manifest: dict[str, Any]) -> GuestImage:
+    return GuestImage(
+        arch=str(manifest["arch"]),
+        kernel=folder / KERNEL_FILE,
+        initramfs=folder / INITRAMFS_FILE,
+        kernel_version=str(manifest["kernel_version"]),
+        kernel_cmdline=str(manifest["kernel_cmdline"]),
+        min_memory_mb=int(manifest["min_memory_mb"]),
+        qemu_binary=str(manifest["qemu_binary"]),
+        key=str(manifest["key"]),
+    )
+
+
+def read_manifest(image: GuestImage) -> dict[str, Any]:
+    """Everything recorded about a build: kernel package, contents, timings."""
+    data: dict[str, Any] = json.loads((image.kernel.parent / MANIFEST).read_text())
+    return data
+
+
+# --- building -------------------------------------------------------------------
+
+
+def ensure_image(arch: str = "x86_64", progress: Progress | None = None) -> GuestImage:
+    """The cached image, built first if there is none for the current inputs."""
+    report = progress or _no_progress
+    report("looking for a cached guest image", 0.0)
+    recipe = load_recipe(arch)
+    files = host_files(recipe)
+    key = _key(recipe, files)
+    image = _find(recipe, key)
+    if image is None:
+        with _build_lock(arch):
+            # Another process may have built it while we waited for the lock.
+            image = _find(recipe, key) or _build(recipe, files, key, report)
+    report("the guest image is ready", 1.0)
+    return image
+
+
+def build_image(arch: str = "x86_64", progress: Progress | None = None) -> GuestImage:
+    """Build the image even if a cached one exists, and replace it."""
+    report = progress or _no_progress
+    recipe = load_recipe(arch)
+    files = host_files(recipe)
+    with _build_lock(arch):
+        image = _build(recipe, files, _key(recipe, files), report)
+    report("the guest image is ready", 1.0)
+    return image
+
+
+def _no_progress(step: str, fraction: float) -> None:
+    del step, fraction
+
+
+@contextlib.contextmanager
+def _build_lock(arch: str) -> Iterator[None]:
+    """One build per architecture at a time, across processes."""
+    with (images_dir() / f".{arch}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _build(recipe: Recipe, files: list[HostFile], key: str, report: Progress) -> GuestImage:
+    started = time.monotonic()
+    report("asking apt for the kernel package", 0.05)
+    package = resolve_kernel_package(recipe)
+    deb = fetch_package(package, report)
+    report(f"unpacking {package.filename}", 0.4)
+    kernel = unpack_kernel(deb, recipe.modules)
+    check_module_order(kernel, recipe.modules)
+    report("packing the initramfs", 0.75)
+    archive = assemble(recipe, files, kernel)
+    report("writing the image to the cache", 0.9)
+    folder = images_dir() / f"{recipe.arch}-{key}"
+    with _scratch_dir(f".build-{recipe.arch}-") as scratch:
+        _write_image(scratch, recipe, key, package, kernel, archive, started)
+        _publish(scratch, folder)
+    _remove_other_images(recipe.arch, keep=folder)
+    image = _find(recipe, key)
+    if image is None:  # pragma: no cover - only if the cache vanished under us
+        raise ImageError(f"The image built into {folder} cannot be read back.")
+    return image
+
+
+# --- the kernel package -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KernelPackage:
+    """The real kernel package behind the recipe's metapackage, as apt knows it."""
+
+    name: str
+    version: str
+    architecture: str
+    filename: str
+    sha256: str
+
+
+def resolve_kernel_package(recipe: Recipe) -> KernelPackage:
+    meta = _apt_show(f"{recipe.kernel_package}:{recipe.deb_architecture}")
+    name = _kernel_dependency(meta.get("Depends", ""))
+    if name is None:
+        raise ImageError(
+            f"{recipe.kernel_package} does not depend on a linux-image package.",
+            hint="Check kernel_package in assets/guest/recipe.toml.",
+        )
+    fields = _apt_show(f"{name}:{recipe.deb_architecture}")
+    return KernelPackage(
+        name=name,
+        version=fields["Version"],
+        architecture=recipe.deb_architecture,
+        filename=PurePosixPath(fields["Filename"]).name,
+        sha256=fields["SHA256"],
+    )
+
+
+def _kernel_dependency(depends: str) -> str | None:
+    for alternative in re.split(r"[,|]", depends):
+        name = alternative.strip().split(" ")[0]
+        if name.startswith("linux-image-"):
+            return name
+    return None
+
+
+def _apt_show(package: str) -> dict[str, str]:
+    command = ["apt-cache", "show", "--no-all-versions", package]
+    result = _run_apt(command, f"apt does not know the package {package}.")
+    fields: dict[str, str] = {}
+    for line in result.stdout.splitlines():
+        if not line.strip():
+            break  # only the first record
+        if ":" in line and not line.startswith(" "):
+            field, value = line.split(":", 1)
+            fields[field] = value.strip()
+    return fields
+
+
+def _run_apt(
+    command: list[str], failure: str, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    _require_tool(command)
+    result = subprocess.run(command, capture_output=True, text=True, check=False, cwd=cwd)
+    if result.returncode != 0:
+        raise ImageError(
+            failure,
+            hint="Run `apt-get update` (as root) so apt knows the current packages, "
+            "check the network connection, and try again.",
+            command=command,
+            log=result.stdout + result.stderr,
+            exit_code=result.returncode,
+        )
+    return result
+
+
+def _require_tool(command: list[str]) -> None:
+    if shutil.which(command[0]) is None:
+        raise ImageError(
+            f"The kit builds its guest from Debian packages, and this machine has no {command[0]}.",
+            hint=(
+                "Run the kit on Debian 12 (or a derivative) with apt-get, apt-cache, "
+                "dpkg-deb, ldd and the packages "
+                f"{HOST_PACKAGES_HINT.removeprefix('apt-get install ')}; or copy a built "
+                f"image from such a machine into {images_dir()}."
+            ),
+            command=command,
+        )
+
+
+def packages_dir() -> Path:
+    path = paths.cache_dir() / "packages"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def fetch_package(package: KernelPackage, report: Progress) -> Path:
+    """The package's .deb, from the cache if there, else downloaded into it."""
+    target = packages_dir() / package.filename
+    if target.is_file() and _sha256(target) == package.sha256:
+        report(f"using the cached {package.filename}", 0.3)
+        return target
+    report(f"downloading {package.filename}", 0.1)
+    with _apt_download_dir() as scratch:
+        spec = f"{package.name}:{package.architecture}={package.version}"
+        _run_apt(["apt-get", "download", spec], f"Could not download {package.name}.", cwd=scratch)
+        downloaded = scratch / package.filename
+        if not downloaded.is_file() or _sha256(downloaded) != package.sha256:
+            raise ImageError(
+                f"apt-get downloaded {package.name}, but not the expected {package.filename}.",
+                hint="Run `apt-get update` (as root) and try again.",
+            )
+        partial = target.with_name(target.name + ".partial")
+        shutil.copyfile(downloaded, partial)
+        partial.replace(target)
+    report(f"downloaded {package.filename}", 0.3)
+    return target
+
+
+@contextlib.contextmanager
+def _apt_download_dir() -> Iterator[Path]:
+    """A fresh folder for apt-get download, writable by apt's sandbox user.
+
+    Run as root, apt downloads as the user ``_apt``; in a folder it cannot
+    write to, it warns and downloads as root instead.
+    """
+    with tempfile.TemporaryDirectory(prefix="kit-apt-") as name:
+        folder = Path(name)
+        if os.geteuid() == 0:
+            with contextlib.suppress(KeyError, OSError):
+                import pwd
+
+                os.chown(folder, pwd.getpwnam("_apt").pw_uid, -1)
+        yield folder
+
+
+# --- unpacking the kernel ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KernelFiles:
+    """What the build takes from a kernel package."""
+
+    version: str
+    vmlinuz: bytes
+    modules: dict[str, tuple[str, bytes]]  # module name -> (path in the package, contents)
+
+
+def module_name(name: str) -> str:
+    """The kernel's spelling of a module name: "pvpanic-pci" is "pvpanic_pci"."""
+    return name.removesuffix(".ko").replace("-", "_")
+
+
+def unpack_kernel(deb: Path, modules: tuple[str, ...]) -> KernelFiles:
+    """Read the kernel and the wanted modules out of the .deb, in one pass.
+
+    Streaming the package's file tree through ``dpkg-deb --fsys-tarfile``
+    avoids writing its hundred megabytes of modules to disk.
+    """
+    command = ["dpkg-deb", "--fsys-tarfile", str(deb)]
+    _require_tool(command)
+    wanted = {module_name(name) for name in modules}
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:
+        assert process.stdout is not None
+        vmlinuz, found = _read_kernel_tree(process.stdout, wanted)
+        stderr = process.stderr.read().decode(errors="replace") if process.stderr else ""
+    if process.returncode != 0:
+        raise ImageError(
+            f"Could not unpack {deb.name}.",
+            hint=f"Delete {deb} so the next build downloads it again.",
+            command=command,
+            log=stderr,
+            exit_code=process.returncode,
+        )
+    return _kernel_files(deb, vmlinuz, found, wanted)
+
+
+def _read_kernel_tree(
+    stream: Any, wanted: set[str]
+) -> tuple[tuple[str, bytes] | None, dict[str, tuple[str, bytes]]]:
+    vmlinuz: tuple[str, bytes] | None = None
+    found: dict[str, tuple[str, bytes]] = {}
+    with tarfile.open(fileobj=stream, mode="r|") as tar:
+        for member in tar:
+            name = member.name.removeprefix("./")
+            if not member.isfile():
+                continue
+            if name.startswith("boot/vmlinuz-"):
+                vmlinuz = (name, _member_bytes(tar, member))
+            elif name.endswith(".ko") and module_name(Path(name).name) in wanted:
+                found[module_name(Path(name).name)] = (name, _member_bytes(tar, member))
+    return vmlinuz, found
+
+
+def _member_bytes(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
+    file = tar.extractfile(member)
+    assert file is not None
+    return file.read()
+
+
+def _kernel_files(
+    deb: Path,
+    vmlinuz: tuple[str, bytes] | None,
+    found: dict[str, tuple[str, bytes]],
+    wanted: set[str],
+) -> KernelFiles:
+    if vmlinuz is None:
+        raise ImageError(
+            f"{deb.name} holds no boot/vmlinuz-*: it is not a kernel package.",
+            hint="Check kernel_package in assets/guest/recipe.toml.",
+        )
+    missing = sorted(wanted - set(found))
+    if missing:
+        raise ImageError(
+            f"{deb.name} has no module named {', '.join(missing)}.",
+            hint="Remove it from modules in assets/guest/recipe.toml, or check its spelling.",
+        )
+    version = vmlinuz[0].removeprefix("boot/vmlinuz-")
+    return KernelFiles(version=version, vmlinuz=vmlinuz[1], modules=found)
+
+
+def check_module_order(kernel: KernelFiles, order: tuple[str, ...]) -> None:
+    """Refuse a recipe that loads a module before one it depends on.
+
+    insmod, unlike modprobe, does not load dependencies: in the wrong order
+    the guest boots without its network or agent, far from the cause.
+    """
+    loaded: set[str] = set()
+    for name in order:
+        module = module_name(name)
+        needs = modinfo(kernel.modules[module][1]).get("depends", "")
+        missing = [dep for dep in needs.split(",") if dep and module_name(dep) not in loaded]
+        if missing:
+            raise ImageError(
+                f"The kernel module {name} needs {', '.join(missing)} loaded before it.",
+                hint="Reorder (or add to) modules in assets/guest/recipe.toml.",
+            )
+        loaded.add(module)
+
+
+def modinfo(module: bytes) -> dict[str, str]:
+    """The ``key=value`` pairs of a module's .modinfo section (like ``modinfo``).
+
+    Read straight from the ELF file, since the host may have no kmod and the
+    module is for the guest's kernel, not the host's.
+    """
+    section = _elf_section(module, b".modinfo")
+    info: dict[str, str] = {}
+    for item in section.split(b"\0"):
+        key, sep, value = item.decode(errors="replace").partition("=")
+        if sep:
+            info.setdefault(key, value)
+    return info
+
+
+def _elf_section(elf: bytes, wanted: bytes) -> bytes:
+    """The contents of one section of a 64-bit ELF file, or b"" if it has none."""
+    if elf[:4] != b"\x7fELF" or elf[4] != 2:
+        raise ImageError("A kernel module is not a 64-bit ELF file.")
+    order = "<" if elf[5] == 1 else ">"
+    (shoff,) = struct.unpack_from(order + "Q", elf, 0x28)
+    entsize, count, names_index = struct.unpack_from(order + "HHH", elf, 0x3A)
+
+    def section(index: int) -> tuple[int, int, int]:
+        """(name offset, file offset, size) of section ``index``."""
+        header = shoff + index * entsize
+        (name,) = struct.unpack_from(order + "I", elf, header)
+        offset, size = struct.unpack_from(order + "QQ", elf, header + 0x18)
+        return name, offset, size
+
+    names_at = section(names_index)[1]
+    for index in range(count):
+        name, offset, size = section(index)
+        start = names_at + name
+        if elf[start : elf.index(b"\0", start)] == wanted:
+            return elf[offset : offset + size]
+    return b""
+
+
+# --- the initramfs -------------------------------------------------------------
+
+
+def assemble(recipe: Recipe, files: list[HostFile], kernel: KernelFiles) -> Archive:
+    """The guest's whole root file system, as an archive in memory."""
+    archive = Archive()
+    for folder in recipe.dirs:
+        archive.add_dir(folder)
+    # The kernel opens /dev/console for /init before anything is mounted.
+    archive.add_char_device("/dev/console", 5, 1)
+    for item in recipe.files:
+        _add_recipe_file(archive, item)
+    for file in files:
+        archive.add_host_file(file.guest, file.host)
+    module_paths = []
+    for name in recipe.modules:
+        package_path, data = kernel.modules[module_name(name)]
+        guest = "/" + package_path
+        archive.add_file(guest, data)
+        module_paths.append(guest)
+    archive.add_file(MODULE_LIST, "".join(f"{path}\n" for path in module_paths).encode())
+    return archive
+
+
+def _add_recipe_file(archive: Archive, item: RecipeFile) -> None:
+    if not item.source.exists():
+        raise ImageError(
+            f"The guest recipe lists {item.source}, which does not exist.",
+            hint="Restore assets/guest/ from the kit's repository.",
+        )
+    if item.source.is_dir():
+        for path in sorted(item.source.rglob("*")):
+            guest = f"{item.guest}/{path.relative_to(item.source).as_posix()}"
+            if path.is_dir():
+                archive.add_dir(guest)
+            else:
+                archive.add_file(guest, path.read_bytes(), _recipe_mode(path))
+    else:
+        mode = item.mode if item.mode is not None else _recipe_mode(item.source)
+        archive.add_file(item.guest, item.source.read_bytes(), mode)
+
+
+def _recipe_mode(path: Path) -> int:
+    """0755 or 0644 by the executable bit alone, whatever the checkout's umask."""
+    return 0o755 if path.stat().st_mode & stat.S_IXUSR else 0o644
+
+
+# --- writing and publishing ------------------------------------------------------
+
+
+def _write_image(
+    folder: Path,
+    recipe: Recipe,
+    key: str,
+    package: KernelPackage,
+    kernel: KernelFiles,
+    archive: Archive,
+    started: float,
+) -> None:
+    (folder / KERNEL_FILE).write_bytes(kernel.vmlinuz)
+    with (folder / INITRAMFS_FILE).open("wb") as out:
+        archive.write(out)
+    manifest = {
+        "format": FORMAT,
+        "arch": recipe.arch,
+        "key": key,
+        "kernel_version": kernel.version,
+        "kernel_package": package.name,
+        "kernel_package_version": package.version,
+        "kernel_deb": package.filename,
+        "kernel_cmdline": recipe.kernel_cmdline,
+        "min_memory_mb": recipe.min_memory_mb,
+        "qemu_binary": recipe.qemu_binary,
+        "modules": list(recipe.modules),
+        "sizes": {name: (folder / name).stat().st_size for name in (KERNEL_FILE, INITRAMFS_FILE)},
+        "contents": ["/" + path for path in archive.paths()],
+        "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "build_seconds": round(time.monotonic() - started, 2),
+    }
+    _write_atomically(folder / MANIFEST, json.dumps(manifest, indent=2) + "\n")
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text)
+    partial.replace(path)
+
+
+@contextlib.contextmanager
+def _scratch_dir(prefix: str) -> Iterator[Path]:
+    """A folder next to the images, removed unless it was renamed into place."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix, dir=images_dir()))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _publish(scratch: Path, folder: Path) -> None:
+    """Rename the built folder into place, moving an old one of the same key aside."""
+    scratch.chmod(0o755)
+    if folder.exists():
+        old = Path(tempfile.mkdtemp(prefix=".old-", dir=images_dir()))
+        folder.rename(old / folder.name)
+        scratch.rename(folder)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        scratch.rename(folder)
+
+
+def _remove_other_images(arch: str, keep: Path) -> None:
+    """Delete images of this architecture built from older inputs.
+
+    QEMU reads the kernel and initramfs when it starts, so running guests do
+    not mind; only the newest image is ever found again.
+    """
+    for folder in images_dir().glob(f"{arch}-*"):
+        if folder != keep and folder.is_dir():
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+# --- progress on a terminal ---------------------------------------------------------
+
+
+def print_progress(step: str, fraction: float) -> None:
+    """A one-line progress bar on stderr, redrawn in place on a terminal."""
+    width = 24
+    filled = round(max(0.0, min(1.0, fraction)) * width)
+    line = f"[{'#' * filled}{'.' * (width - filled)}] {fraction:4.0%}  {step}"
+    if sys.stderr.isatty():
+        end = "\n" if fraction >= 1.0 else ""
+        sys.stderr.write(f"\r\033[K{line}{end}")
+    else:
+        sys.stderr.write(line + "\n")
+    sys.stderr.flush()

@@ -1,0 +1,320 @@
+#!/usr/bin/env bash
+# Set up the kit on this machine, then (optionally) open the lessons or run the tests.
+#
+#   ./setup.sh            set up only
+#   ./setup.sh lab        set up, then open JupyterLab on lessons/
+#   ./setup.sh test [ARGS...]
+#                         set up, then run the test suite (ARGS go to pytest)
+#
+# Setting up means, in order, and each step is skipped when already done:
+#   1. the Debian packages in KIT_DEFAULT_APT_PACKAGES below (apt-get, as root);
+#   2. a Python virtual environment in .venv with the kit installed in it
+#      (pip runs again only when pyproject.toml has changed);
+#   3. the guest image (`python -m kit image`; cached, fast the second time);
+#   4. for `lab` and plain setup: the readiness checklist (`python -m kit doctor`).
+#
+# Environment variables (all optional):
+#   KIT_APT_PACKAGES   space-separated Debian packages to require instead of
+#                      the default list (used by the tests of this script)
+#   KIT_SKIP_APT=1     skip step 1 (you installed the programs another way)
+#   KIT_SKIP_IMAGE=1   skip step 3
+#   KIT_SKIP_DOCTOR=1  skip step 4
+#   KIT_PYTHON         the Python (>= 3.11, with venv) to build .venv from
+#
+# The functions below can be loaded without running anything
+# (`source setup.sh`): main only runs when the file is executed.
+
+set -euo pipefail
+
+# The one list of Debian packages the kit needs. Add new ones here (for example
+# chromium for the browser tests, qemu-system-arm for the aarch64 guests).
+KIT_DEFAULT_APT_PACKAGES=(
+    qemu-system-x86   # qemu-system-x86_64: the hypervisor
+    qemu-utils        # qemu-img
+    graphviz          # dot, for the diagrams
+    busybox-static    # the guest's userland
+    qemu-guest-agent  # qemu-ga, copied into the guest
+    cpio
+    sqlite3           # a small database for the guest's applications
+    python3
+    python3-venv
+    python3-dev
+    gcc
+    curl
+    ca-certificates
+    util-linux        # setpriv, for the parent-death signal
+)
+
+# The same needs in plain words, for machines without apt.
+# Each entry: "program|what provides it".
+KIT_PLAIN_NEEDS=(
+    "qemu-system-x86_64|QEMU for x86-64 (system emulation), version 7 or later"
+    "qemu-img|QEMU's utilities"
+    "dot|Graphviz"
+    "busybox|a statically linked BusyBox"
+    "qemu-ga|the QEMU guest agent"
+    "sqlite3|SQLite's command-line shell"
+    "cpio|cpio, to pack the guest's initramfs"
+    "gcc|a C compiler (for Python packages without a ready-made wheel)"
+)
+
+MIN_PYTHON="3.11"
+
+say() { printf '==> %s\n' "$*"; }
+warn() { printf '!!! %s\n' "$*" >&2; }
+die() {
+    printf '\nsetup.sh: %s\n' "$1" >&2
+    shift
+    local line
+    for line in "$@"; do printf '%s\n' "$line" >&2; done
+    exit 1
+}
+
+# The folder this script is in, found with shell builtins only.
+repo_root() {
+    local src="${BASH_SOURCE[0]}" dir
+    case "$src" in
+        */*) dir="${src%/*}" ;;
+        *) dir=. ;;
+    esac
+    (cd "$dir" && pwd -P)
+}
+
+apt_packages() {
+    if [[ -n "${KIT_APT_PACKAGES:-}" ]]; then
+        # shellcheck disable=SC2086  # split on purpose: a space-separated list
+        printf '%s\n' $KIT_APT_PACKAGES
+    else
+        printf '%s\n' "${KIT_DEFAULT_APT_PACKAGES[@]}"
+    fi
+}
+
+have_apt() {
+    command -v apt-get >/dev/null 2>&1 && command -v dpkg-query >/dev/null 2>&1
+}
+
+# Print the packages (given as arguments) that dpkg does not have installed.
+missing_packages() {
+    local pkg status
+    for pkg in "$@"; do
+        status="$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)"
+        [[ "$status" == *" ok installed" ]] || printf '%s\n' "$pkg"
+    done
+}
+
+# Find a program on PATH or in the sbin folders (qemu-ga lives in /usr/sbin).
+find_program() {
+    command -v "$1" 2>/dev/null && return 0
+    local dir
+    for dir in /usr/local/sbin /usr/sbin /sbin; do
+        [[ -x "$dir/$1" ]] && { printf '%s\n' "$dir/$1"; return 0; }
+    done
+    return 1
+}
+
+no_apt_help() {
+    local need program what missing=()
+    for need in "${KIT_PLAIN_NEEDS[@]}"; do
+        program="${need%%|*}"
+        what="${need#*|}"
+        find_program "$program" >/dev/null ||
+            missing+=("$(printf '  - %-19s %s' "$program" "$what")")
+    done
+    pick_python >/dev/null ||
+        missing+=("$(printf '  - %-19s %s' python3 "Python $MIN_PYTHON or later, with its venv module")")
+    if ((${#missing[@]} == 0)); then
+        return 0
+    fi
+    die "this machine has no apt-get, so setup cannot install what the kit needs." \
+        "" \
+        "Install these with your system's package manager, then run ./setup.sh again:" \
+        "${missing[@]}" \
+        "" \
+        "The kit looks for these programs on PATH (and qemu-ga in /usr/sbin too), so" \
+        "if you built one yourself, add its folder to PATH. To use a particular" \
+        "Python, set KIT_PYTHON=/path/to/python3. If you are sure everything is" \
+        "there, KIT_SKIP_APT=1 ./setup.sh skips this check."
+}
+
+step_system_packages() {
+    if [[ "${KIT_SKIP_APT:-}" == 1 ]]; then
+        say "skipping system packages (KIT_SKIP_APT=1)"
+        return 0
+    fi
+    if ! have_apt; then
+        say "checking for the programs the kit needs (no apt-get here)"
+        no_apt_help
+        return 0
+    fi
+    local wanted=() missing=()
+    mapfile -t wanted < <(apt_packages)
+    mapfile -t missing < <(missing_packages "${wanted[@]}")
+    if ((${#missing[@]} == 0)); then
+        say "system packages: all ${#wanted[@]} installed"
+        return 0
+    fi
+    if ((EUID != 0)); then
+        die "some system packages are missing: ${missing[*]}" \
+            "" \
+            "Install them as root with:" \
+            "" \
+            "    sudo apt-get install -y --no-install-recommends ${missing[*]}" \
+            "" \
+            "then run the rest of the setup again as your normal user (./setup.sh, ./setup.sh lab or ./setup.sh test)."
+    fi
+    say "installing system packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+# Succeed if the Python given as $1 runs and is at least MIN_PYTHON.
+python_ok() {
+    "$1" -c "import sys; sys.exit(sys.version_info < (${MIN_PYTHON/./, }))" >/dev/null 2>&1
+}
+
+# Print the Python to build .venv from.
+pick_python() {
+    local candidate
+    if [[ -n "${KIT_PYTHON:-}" ]]; then
+        python_ok "$KIT_PYTHON" || { warn "KIT_PYTHON=$KIT_PYTHON is not a Python >= $MIN_PYTHON"; return 1; }
+        printf '%s\n' "$KIT_PYTHON"
+        return 0
+    fi
+    for candidate in "$(command -v python3 2>/dev/null || true)" /usr/bin/python3; do
+        if [[ -n "$candidate" ]] && python_ok "$candidate"; then
+            printf '%s\n' "$candidate"
+            return 0
+        fi
+    done
+    return 1
+}
+
+step_venv() {
+    local root="$1" venv="$1/.venv" python
+    if [[ -x "$venv/bin/python" ]] && python_ok "$venv/bin/python"; then
+        say "Python environment: .venv is there"
+        return 0
+    fi
+    python="$(pick_python)" || die "no Python $MIN_PYTHON or later was found (tried python3 on PATH and /usr/bin/python3)." \
+        "Install one (on Debian 12: apt-get install python3 python3-venv), or set KIT_PYTHON=/path/to/python3."
+    if [[ -e "$venv" ]]; then
+        say "re-creating .venv with $python (the old one does not work)"
+        "$python" -m venv --clear "$venv" || die "could not re-create .venv with $python."
+    else
+        say "creating a Python environment in .venv with $python"
+        "$python" -m venv "$venv" || die "could not create .venv with $python." \
+            "On Debian, its venv module comes in the package python3-venv."
+    fi
+}
+
+# What .venv/.kit-installed holds after a successful install.
+install_stamp() {
+    local root="$1" sum
+    sum="$(sha256sum "$root/pyproject.toml")"
+    printf '%s %s\n' "${sum%% *}" "$root"
+}
+
+step_python_packages() {
+    local root="$1" stamp_file="$1/.venv/.kit-installed" stamp
+    stamp="$(install_stamp "$root")"
+    if [[ -f "$stamp_file" && "$(<"$stamp_file")" == "$stamp" ]]; then
+        say "Python packages: up to date"
+        return 0
+    fi
+    say "installing the kit and its Python packages into .venv (a few minutes the first time)"
+    rm -f "$stamp_file"
+    (cd "$root" && .venv/bin/python -m pip install --quiet --quiet --disable-pip-version-check -e '.[test]') ||
+        die "pip could not install the Python packages (see its messages above)."
+    printf '%s\n' "$stamp" >"$stamp_file"
+}
+
+step_image() {
+    local root="$1"
+    if [[ "${KIT_SKIP_IMAGE:-}" == 1 ]]; then
+        say "skipping the guest image (KIT_SKIP_IMAGE=1)"
+        return 0
+    fi
+    say "preparing the guest image (built once, then cached)"
+    (cd "$root" && .venv/bin/python -m kit image) ||
+        die "the guest image could not be built (see the messages above)."
+}
+
+step_doctor() {
+    local root="$1"
+    if [[ "${KIT_SKIP_DOCTOR:-}" == 1 ]]; then
+        say "skipping the readiness check (KIT_SKIP_DOCTOR=1)"
+        return 0
+    fi
+    say "checking that the kit is ready"
+    if ! (cd "$root" && .venv/bin/python -m kit doctor); then
+        warn "the kit is not ready yet: see the checklist above. JupyterLab will still open."
+    fi
+}
+
+has_display() {
+    [[ -n "${DISPLAY:-}" || -n "${WAYLAND_DISPLAY:-}" ]]
+}
+
+# Print, one per line, the arguments for `jupyter lab`, for the user id $2.
+jupyter_lab_args() {
+    local root="$1" uid="$2"
+    printf '%s\n' --ip=127.0.0.1 "--ServerApp.root_dir=$root/lessons"
+    ((uid == 0)) && printf '%s\n' --allow-root
+    has_display || printf '%s\n' --no-browser
+    return 0
+}
+
+usage() {
+    cat <<'EOF'
+usage: ./setup.sh            set up the kit
+       ./setup.sh lab        set up, then open JupyterLab on lessons/
+       ./setup.sh test [ARGS...]
+                             set up, then run the tests (ARGS go to pytest)
+EOF
+}
+
+main() {
+    local mode="${1:-setup}"
+    case "$mode" in
+        setup | lab | test) ;;
+        -h | --help | help) usage; return 0 ;;
+        *) usage >&2; return 2 ;;
+    esac
+    (($# > 0)) && shift
+    if [[ "$mode" != test && $# -gt 0 ]]; then
+        usage >&2
+        return 2
+    fi
+
+    local root
+    root="$(repo_root)"
+    cd "$root"
+
+    step_system_packages
+    step_venv "$root"
+    step_python_packages "$root"
+    step_image "$root"
+
+    case "$mode" in
+        setup)
+            step_doctor "$root"
+            say "setup done. Open the lessons with: ./setup.sh lab"
+            ;;
+        lab)
+            step_doctor "$root"
+            local args=()
+            mapfile -t args < <(jupyter_lab_args "$root" "$EUID")
+            say "opening JupyterLab on lessons/ (stop it with Ctrl-C)"
+            exec "$root/.venv/bin/jupyter" lab "${args[@]}"
+            ;;
+        test)
+            say "running the tests"
+            exec "$root/.venv/bin/python" -m pytest "$@"
+            ;;
+    esac
+}
+
+if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
+    main "$@"
+fi
