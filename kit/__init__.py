@@ -10,6 +10,7 @@ The whole lesson-facing surface is here::
     g.console.text()          # the serial console since its first byte
     g.pause(); g.resume(); g.reboot(); g.stop()
     kit.guests(); kit.stop_all(); kit.host()
+    kit.raise_recorded_errors()  # errors from widget callbacks, raised at last
 """
 
 from kit.errors import (
@@ -27,6 +28,7 @@ from kit.errors import (
     SetupError,
 )
 from kit.guest import Guest, RunResult
+from kit.incidents import raise_recorded as raise_recorded_errors
 from kit.infrastructure import Accelerator, HostInfo, host
 from kit.registry import guests, stop_all
 
@@ -49,5 +51,6 @@ __all__ = [
     "SetupError",
     "guests",
     "host",
+    "raise_recorded_errors",
     "stop_all",
 ]

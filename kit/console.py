@@ -14,7 +14,7 @@ import re
 import threading
 from collections.abc import Callable
 
-from kit import _loop
+from kit import _loop, incidents
 
 Listener = Callable[[str], None]
 
@@ -39,7 +39,6 @@ class Console:
         self._lines_seen: dict[str, int] = {}
         self._changed = asyncio.Condition()
         self._partial = b""
-        self.listener_errors: list[BaseException] = []
 
     # -- reading --------------------------------------------------------
 
@@ -92,7 +91,7 @@ class Console:
                 try:
                     listener(text)
                 except Exception as error:  # a broken view must not stop the console
-                    self.listener_errors.append(error)
+                    incidents.record(error, "a console listener")
             async with self._changed:
                 self._changed.notify_all()
         self._writer = None

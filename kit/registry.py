@@ -16,6 +16,8 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from kit import incidents
+
 if TYPE_CHECKING:
     from kit.guest import Guest
 
@@ -24,7 +26,6 @@ Listener = Callable[["Guest", str], None]
 _lock = threading.RLock()
 _live: dict[str, Guest] = {}
 _listeners: list[Listener] = []
-_listener_errors: list[BaseException] = []
 
 
 def guests() -> list[Guest]:
@@ -75,11 +76,7 @@ def announce(guest: Guest, state: str) -> None:
         try:
             listener(guest, state)
         except Exception as error:  # one broken view must not stop the others
-            _listener_errors.append(error)
-
-
-def listener_errors() -> list[BaseException]:
-    return list(_listener_errors)
+            incidents.record(error, f"a listener of guest {guest.name}")
 
 
 def _kill_all_at_exit() -> None:

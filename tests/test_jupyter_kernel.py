@@ -1,0 +1,104 @@
+"""Guests and the notebook kernel that started them.
+
+Interrupting a kernel (the stop button) must not kill its guests; restarting
+it, shutting it down, or killing it must.  These run a real IPython kernel.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import psutil
+import pytest
+from jupyter_client.blocking.client import BlockingKernelClient
+from jupyter_client.manager import KernelManager
+
+from kit import images
+
+pytestmark = [pytest.mark.guest, pytest.mark.slow]
+
+
+@pytest.fixture
+def kernel() -> Iterator[tuple[KernelManager, BlockingKernelClient]]:
+    manager = KernelManager(kernel_name="python3")
+    manager.start_kernel()
+    client = manager.client()
+    client.start_channels()
+    client.wait_for_ready(timeout=60)
+    yield manager, client
+    client.stop_channels()
+    if manager.is_alive():
+        manager.shutdown_kernel(now=True)
+
+
+def run_cell(client: BlockingKernelClient, code: str, timeout: float = 120) -> str:
+    output: list[str] = []
+
+    def keep(message: dict) -> None:  # type: ignore[type-arg]
+        if message["msg_type"] == "stream":
+            output.append(message["content"]["text"])
+        if message["msg_type"] == "error":
+            output.append("\n".join(message["content"]["traceback"]))
+
+    reply = client.execute_interactive(code, timeout=timeout, output_hook=keep)
+    text = "".join(output)
+    assert reply["content"]["status"] == "ok", text
+    return text
+
+
+def start_guests(client: BlockingKernelClient, *names: str) -> list[int]:
+    code = "import kit\n" + "".join(
+        f"g_{n.replace('-', '_')} = kit.Guest({n!r}).start()\n" for n in names
+    ) + "print(*[g.pid for g in kit.guests()])"
+    return [int(pid) for pid in run_cell(client, code).split()]
+
+
+def gone_within(pids: list[int], seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not any(_alive(pid) for pid in pids):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def test_interrupt_keeps_guests_and_restart_stops_them(
+    image: images.GuestImage, kernel: tuple[KernelManager, BlockingKernelClient]
+) -> None:
+    manager, client = kernel
+    pids = start_guests(client, "kern-a", "kern-b")
+    client.execute("import time; time.sleep(60)")
+    time.sleep(1)
+    manager.interrupt_kernel()
+    reply = client.get_shell_msg(timeout=30)
+    assert reply["content"]["status"] == "error"  # KeyboardInterrupt, as a learner sees it
+    assert all(_alive(pid) for pid in pids)
+    assert run_cell(client, "print(g_kern_a.run('echo still here').stdout)") == "still here\n\n"
+    manager.restart_kernel(now=False)
+    assert gone_within(pids, 10)
+
+
+def test_shutdown_stops_guests(
+    image: images.GuestImage, kernel: tuple[KernelManager, BlockingKernelClient]
+) -> None:
+    manager, client = kernel
+    pids = start_guests(client, "kern-c")
+    manager.shutdown_kernel(now=False)
+    assert gone_within(pids, 10)
+
+
+def test_killed_kernel_takes_its_guests(
+    image: images.GuestImage, kernel: tuple[KernelManager, BlockingKernelClient]
+) -> None:
+    manager, client = kernel
+    pids = start_guests(client, "kern-d", "kern-e")
+    manager.shutdown_kernel(now=True)  # SIGKILL: no Python cleanup runs
+    assert gone_within(pids, 2)

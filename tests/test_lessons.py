@@ -1,0 +1,40 @@
+"""Every lesson notebook runs top to bottom on a real kernel, and leaves no guest behind."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import psutil
+import pytest
+from nbclient import NotebookClient
+
+LESSONS = sorted((Path(__file__).parent.parent / "lessons").glob("*.ipynb"))
+
+pytestmark = [pytest.mark.guest, pytest.mark.slow]
+
+
+def qemu_pids() -> set[int]:
+    return {p.pid for p in psutil.process_iter(["name"])
+            if (p.info["name"] or "").startswith("qemu-system")}
+
+
+def test_there_are_lessons() -> None:
+    assert LESSONS
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=[p.stem for p in LESSONS])
+def test_lesson_runs_top_to_bottom(path: Path, image: object) -> None:
+    before = qemu_pids()
+    notebook = nbformat.read(path, as_version=4)
+    NotebookClient(notebook, timeout=600, kernel_name="python3",
+                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    assert qemu_pids() <= before, "the lesson left a QEMU running"
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=[p.stem for p in LESSONS])
+def test_lesson_is_committed_without_outputs(path: Path) -> None:
+    notebook = nbformat.read(path, as_version=4)
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            assert not cell.outputs and cell.execution_count is None
