@@ -76,7 +76,10 @@ def _check_graphviz() -> Check:
 
 
 def _check_image() -> Check:
-    image = images.find_image()
+    try:
+        image = images.find_image()
+    except KitError as error:
+        return Check("guest image", False, error.message, error.hint or "")
     if image is None:
         return Check("guest image", False, "not built yet", "python -m kit image")
     return Check("guest image", True,

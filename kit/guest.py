@@ -110,6 +110,7 @@ class Guest:
         self._tasks: list[asyncio.Task[None]] = []
         self._exited: asyncio.Future[int] | None = None
         self._stop_requested = False
+        self._not_running = asyncio.Event()
 
     # -- what a lesson reads -------------------------------------------------
 
@@ -377,18 +378,33 @@ class Guest:
         return reply
 
     async def _agent_execute(self, command: str, args: Mapping[str, Any], timeout: float) -> Any:
+        """One agent request, abandoned at once if the guest stops running meanwhile."""
         assert self._agent is not None
+        request = asyncio.ensure_future(self._agent.execute(command, dict(args) or None))
+        trouble = asyncio.ensure_future(self._not_running.wait())
+        done, _ = await asyncio.wait({request, trouble}, timeout=timeout,
+                                     return_when=asyncio.FIRST_COMPLETED)
+        trouble.cancel()
+        if request in done:
+            return self._agent_reply(command, request)
+        request.cancel()
+        if trouble in done:
+            raise GuestNotRunning(
+                f"guest {self.name} became {self._state} while its agent was running {command}.",
+                hint=_STATE_HINTS.get(self._state, "Look at g.state."),
+            )
+        raise AgentError(
+            f"the guest agent did not answer {command} within {timeout:g} s.",
+            hint="The guest may be overloaded or its agent stopped; g.reboot() restarts it.",
+        )
+
+    @staticmethod
+    def _agent_reply(command: str, request: asyncio.Future[object]) -> Any:
         try:
-            return await asyncio.wait_for(self._agent.execute(command, dict(args) or None),
-                                          timeout)
+            return request.result()
         except ExecuteError as error:
             raise AgentError(f"the guest agent refused {command}: {error}",
                              hint="g.agent('guest-info') lists the commands it supports.") from None
-        except TimeoutError:
-            raise AgentError(
-                f"the guest agent did not answer {command} within {timeout:g} s.",
-                hint="The guest may be overloaded or its agent stopped; g.reboot() restarts it.",
-            ) from None
         except _LibraryQMPError as error:
             raise AgentError(f"the guest agent connection failed: {error}",
                              hint="Look at g.state; g.reboot() restarts the guest.") from None
@@ -471,8 +487,13 @@ class Guest:
     # -- helpers -------------------------------------------------------------
 
     def _set_state(self, state: str) -> None:
+        """Change state (on the kit loop only) and tell every listener."""
         if state != self._state:
             self._state = state
+            if state in ("running", "booting"):
+                self._not_running.clear()
+            else:
+                self._not_running.set()
             registry.announce(self, state)
 
     def _require_state(self, action: str, *allowed: str) -> None:
@@ -499,6 +520,7 @@ class Guest:
         self.exit_reason = None
         self.ready_at = None
         self._stop_requested = False
+        self._not_running = asyncio.Event()
         self.qmp_log.clear()
 
     def _cleanup_files(self) -> None:

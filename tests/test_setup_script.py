@@ -159,7 +159,6 @@ def test_readme_opens_with_the_two_commands() -> None:
     assert blocks[:2] == ["./setup.sh lab", "./setup.sh test"]
     ci_command = script_commands(CI_RUN)[-1].removeprefix("exec ")
     assert blocks[1] == ci_command
-    assert "<!-- more sections follow -->" in text
 
 
 def test_default_package_list() -> None:
