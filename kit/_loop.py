@@ -70,7 +70,9 @@ def call(coro: Coroutine[Any, Any, T], timeout: float) -> T:
     future = submit(coro)
     try:
         return future.result(timeout)
-    except concurrent.futures.TimeoutError:
+    except TimeoutError:  # the same class as concurrent.futures.TimeoutError
+        if future.done():
+            raise  # raised by the coroutine itself, not our wait
         future.cancel()
         raise KitError(
             f"the kit did not finish this within {timeout:g} s",

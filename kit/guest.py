@@ -28,7 +28,7 @@ from typing import Any
 from qemu.qmp import ExecuteError, QMPClient
 from qemu.qmp.error import QMPError as _LibraryQMPError
 
-from kit import _loop, images, infrastructure, paths, qemu, registry, validate
+from kit import _loop, images, infrastructure, limits, paths, qemu, registry, validate
 from kit.console import Console
 from kit.errors import (
     AgentError,
@@ -43,6 +43,7 @@ from kit.errors import (
 )
 
 READY_LINE = "KIT-READY"
+AGENT_REPLY_TIMEOUT_S = 1.5  # a healthy agent answers in ~0.1 s, even on a busy host
 DEFAULT_BOOT_TIMEOUT_S = 60.0
 STATES = ("created", "booting", "running", "paused", "crashed", "stopping", "stopped")
 
@@ -81,16 +82,18 @@ class Guest:
         arch: str = "x86_64",
         replace: bool = False,
         boot_timeout: float = DEFAULT_BOOT_TIMEOUT_S,
+        kernel_args: Sequence[str] = (),
     ) -> None:
         self.name = validate.check_name(name)
         self.cpus = validate.check_cpus(cpus)
         self.forwards = validate.check_forwards(forwards)
+        self.arch = validate.check_choice("arch", arch, images.supported_arches())
         image = images.find_image(arch)
         minimum = image.min_memory_mb if image else 0
         self.memory_mb = validate.check_memory(memory_mb, minimum)
-        self.arch = arch
         self.replace = replace
-        self.boot_timeout = boot_timeout
+        self.boot_timeout = validate.check_timeout(boot_timeout)
+        self.kernel_args = validate.check_kernel_args(kernel_args)
         self.console = Console()
         self.accelerator: infrastructure.Accelerator | None = None
         self.command: list[str] = []
@@ -111,6 +114,8 @@ class Guest:
         self._exited: asyncio.Future[int] | None = None
         self._stop_requested = False
         self._not_running = asyncio.Event()
+        self._agent_gone = asyncio.Event()
+        self.agent_connected = False  # the guest has the agent's port open
 
     # -- what a lesson reads -------------------------------------------------
 
@@ -141,11 +146,13 @@ class Guest:
                 f"guest {self.name} is already {self._state}.",
                 hint="Stop it first (g.stop()), or make a new kit.Guest.",
             )
-        self._claim_name()
+        self._check_name_free()
         self._image = _require_image(self.arch)
         validate.check_memory(self.memory_mb, self._image.min_memory_mb)
         validate.check_host_ports_free(list(self.forwards))
+        limits.check_room_for(self.name, self.memory_mb)
         self.accelerator = infrastructure.accelerator()
+        self._take_name()
         self._reset_for_start()
         registry.add(self)
         try:
@@ -191,6 +198,26 @@ class Guest:
             self.qmp("cont")
         _loop.call(self._wait_ready(target), timeout=self.boot_timeout + 10)
 
+    def crash(self, timeout: float = 10.0) -> None:
+        """Make the guest's kernel panic on purpose (``echo c > /proc/sysrq-trigger``).
+
+        The guest's pvpanic device tells the hypervisor, which pauses the
+        machine and reports GUEST_PANICKED: the state becomes "crashed".
+        """
+        self._require_state("crash", "running")
+        with contextlib.suppress(GuestNotRunning):  # the agent dies with the kernel
+            self.run("echo c > /proc/sysrq-trigger")
+        _loop.call(self._until_state("crashed", timeout), timeout=timeout + 5)
+
+    async def _until_state(self, state: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while self._state != state:
+            if time.monotonic() > deadline:
+                raise GuestError(f"guest {self.name} did not become {state} within "
+                                 f"{timeout:g} s; it is {self._state}.",
+                                 hint="Look at g.console.tail() for what the guest printed.")
+            await asyncio.sleep(0.02)
+
     def __enter__(self) -> Guest:
         if self._state in ("created", "stopped"):
             self.start()
@@ -233,6 +260,7 @@ class Guest:
         A string runs under the guest's ``/bin/sh -c``; a list runs as it is.
         """
         argv = _argv(command)
+        timeout = validate.check_timeout(timeout)
         self._require_state("run a command in", "running")
         return _loop.call(self._agent_run(argv, timeout), timeout=timeout + 10)
 
@@ -246,7 +274,7 @@ class Guest:
         fds = qemu.ChannelFds(*(theirs.fileno() for _, theirs in pairs))
         spec = qemu.MachineSpec(
             name=self.name, image=self._image, memory_mb=self.memory_mb, cpus=self.cpus,
-            accel=self.accelerator.name, forwards=self.forwards,
+            accel=self.accelerator.name, forwards=self.forwards, kernel_args=self.kernel_args,
             pidfile=self._rundir / "qemu.pid",
         )
         self.command = qemu.build_command(spec, fds)
@@ -261,6 +289,8 @@ class Guest:
         for _, theirs in pairs:
             theirs.close()
         self.pid = self._process.pid
+        limits.write_record(self._rundir, limits.LiveGuestRecord(
+            self.name, self.pid, self.memory_mb, os.getpid()))
         self._exited = loop.create_future()
         self._watch_exit(loop)
         await self._connect_channels()
@@ -302,7 +332,11 @@ class Guest:
         """Wait for the init's ready line, then for the agent to answer a ping."""
         deadline = time.monotonic() + self.boot_timeout
         seen = self.console.wait_for_line(READY_LINE, ready_count, self.boot_timeout)
-        if not await self._until_exit(seen, self.boot_timeout, "booting"):
+        try:
+            ready = await self._until_exit(seen, self.boot_timeout + 1, "booting")
+        except TimeoutError:
+            ready = False
+        if not ready:
             raise self._boot_timeout("its init never said it was ready")
         while True:
             remaining = deadline - time.monotonic()
@@ -336,6 +370,8 @@ class Guest:
     async def _watch_events(self, client: QMPClient) -> None:
         async for event in client.events:
             name = str(event["event"])
+            self.qmp_log.append({"time": time.time(), "from": "qemu", "event": name,
+                                 "data": event.get("data", {})})
             if name == "GUEST_PANICKED":
                 self._set_state("crashed")
             elif name == "STOP" and self._state in ("running", "booting"):
@@ -347,6 +383,17 @@ class Guest:
                 self._set_state("booting")
             elif name == "SHUTDOWN":
                 self._set_state("stopping")
+            elif name == "VSERPORT_CHANGE":
+                data = event.get("data")
+                self._on_agent_port(isinstance(data, dict) and bool(data.get("open")))
+
+    def _on_agent_port(self, is_open: bool) -> None:
+        """The guest opened or closed the agent's port: the agent started or died."""
+        self.agent_connected = is_open
+        if is_open:
+            self._agent_gone.clear()
+        else:
+            self._agent_gone.set()
 
     def _on_console_text(self, text: str) -> None:
         # A reboot the guest did by itself: it is running again once init says so.
@@ -381,21 +428,32 @@ class Guest:
         """One agent request, abandoned at once if the guest stops running meanwhile."""
         assert self._agent is not None
         request = asyncio.ensure_future(self._agent.execute(command, dict(args) or None))
-        trouble = asyncio.ensure_future(self._not_running.wait())
-        done, _ = await asyncio.wait({request, trouble}, timeout=timeout,
+        stopped = asyncio.ensure_future(self._not_running.wait())
+        agent_gone = asyncio.ensure_future(self._agent_gone.wait())
+        done, _ = await asyncio.wait({request, stopped, agent_gone}, timeout=timeout,
                                      return_when=asyncio.FIRST_COMPLETED)
-        trouble.cancel()
+        stopped.cancel()
+        agent_gone.cancel()
         if request in done:
             return self._agent_reply(command, request)
         request.cancel()
-        if trouble in done:
+        if stopped in done:
             raise GuestNotRunning(
                 f"guest {self.name} became {self._state} while its agent was running {command}.",
                 hint=_STATE_HINTS.get(self._state, "Look at g.state."),
             )
+        if agent_gone in done:
+            raise AgentError(
+                f"the guest agent of {self.name} stopped inside the guest (it closed its port) "
+                f"while running {command}.",
+                hint="The guest OS is still up: g.reboot() brings the agent back, or type "
+                "on the console: qemu-ga -m virtio-serial -p /dev/vport0p1 &",
+            )
         raise AgentError(
-            f"the guest agent did not answer {command} within {timeout:g} s.",
-            hint="The guest may be overloaded or its agent stopped; g.reboot() restarts it.",
+            f"the guest agent did not answer {command} within {timeout:g} s: it is hung or "
+            "stopped inside the guest, or the guest is overloaded.",
+            hint="g.reboot() restarts the guest and its agent; g.console shows what the "
+            "guest is doing.",
         )
 
     @staticmethod
@@ -411,12 +469,14 @@ class Guest:
 
     async def _agent_run(self, argv: list[str], timeout: float) -> RunResult:
         started = await self._agent_execute(
-            "guest-exec", {"path": argv[0], "arg": argv[1:], "capture-output": True}, 10)
+            "guest-exec", {"path": argv[0], "arg": argv[1:], "capture-output": True},
+            AGENT_REPLY_TIMEOUT_S)
         guest_pid = started["pid"]
         deadline = time.monotonic() + timeout
         delay = 0.005
         while True:
-            status = await self._agent_execute("guest-exec-status", {"pid": guest_pid}, 10)
+            status = await self._agent_execute("guest-exec-status", {"pid": guest_pid},
+                                               AGENT_REPLY_TIMEOUT_S)
             if status["exited"]:
                 return _run_result(argv, status)
             if time.monotonic() > deadline:
@@ -503,17 +563,29 @@ class Guest:
                 hint=_STATE_HINTS.get(self._state, "Look at g.state."),
             )
 
-    def _claim_name(self) -> None:
+    def _check_name_free(self) -> None:
+        """Fail at once if the name is taken, here or in another process of this user."""
+        other = registry.get(self.name)
+        if other is not None and other is not self and not self.replace:
+            raise NameInUse(
+                f"a guest named {self.name!r} is already {other.state} in this notebook.",
+                hint=f"Stop it first (kit.guests() lists them), choose another name, "
+                f"or pass replace=True to kit.Guest({self.name!r}, ...).",
+            )
+        pid = _live_qemu_pid(self.name)
+        if pid is not None and not self.replace and (other is None or other.pid != pid):
+            raise NameInUse(
+                f"a guest named {self.name!r} is running in another notebook or program "
+                f"(QEMU pid {pid}).",
+                hint="Stop it there, choose another name, or pass replace=True to stop it.",
+            )
+
+    def _take_name(self) -> None:
+        """Stop whatever holds the name (only reached with replace=True) and make our folder."""
         other = registry.get(self.name)
         if other is not None and other is not self:
-            if not self.replace:
-                raise NameInUse(
-                    f"a guest named {self.name!r} is already {other.state} in this notebook.",
-                    hint=f"Stop it first (kit.guests() lists them), choose another name, "
-                    f"or pass replace=True to kit.Guest({self.name!r}, ...).",
-                )
             other.stop()
-        self._rundir = _claim_rundir(self.name, self.replace)
+        self._rundir = _claim_rundir(self.name)
 
     def _reset_for_start(self) -> None:
         self.console = Console()
@@ -521,6 +593,8 @@ class Guest:
         self.ready_at = None
         self._stop_requested = False
         self._not_running = asyncio.Event()
+        self._agent_gone = asyncio.Event()
+        self.agent_connected = False
         self.qmp_log.clear()
 
     def _cleanup_files(self) -> None:
@@ -572,19 +646,19 @@ def _require_image(arch: str) -> images.GuestImage:
     return image
 
 
-def _claim_rundir(name: str, replace: bool) -> Path:
-    """This guest's own folder, refusing a name another live kit process uses."""
-    rundir = paths.runtime_dir() / name
-    pid = _read_pid(rundir / "qemu.pid")
-    if pid is not None and _is_our_qemu(pid, name):
-        if not replace:
-            raise NameInUse(
-                f"a guest named {name!r} is running in another notebook or program "
-                f"(QEMU pid {pid}).",
-                hint="Stop it there, choose another name, or pass replace=True to stop it.",
-            )
+def _live_qemu_pid(name: str) -> int | None:
+    """The pid of a live QEMU of ours under this name, from its runtime folder."""
+    pid = _read_pid(paths.runtime_dir() / name / "qemu.pid")
+    return pid if pid is not None and _is_our_qemu(pid, name) else None
+
+
+def _claim_rundir(name: str) -> Path:
+    """This guest's own folder, emptied of whatever an earlier guest left there."""
+    pid = _live_qemu_pid(name)
+    if pid is not None:  # another process's guest, and the caller asked to replace it
         os.kill(pid, signal.SIGKILL)
         _wait_gone(pid, 5.0)
+    rundir = paths.runtime_dir() / name
     shutil.rmtree(rundir, ignore_errors=True)  # stale files of a killed kernel
     return paths.owner_only_dir(rundir)
 

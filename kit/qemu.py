@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Protocol
 
 AGENT_PORT_NAME = "org.qemu.guest_agent.0"
+# Named, so that QEMU reports VSERPORT_CHANGE when the agent starts or dies.
+AGENT_DEVICE_ID = "agent-port"
 
 
 class BootableImage(Protocol):
@@ -118,7 +120,7 @@ def _channel_args(fds: ChannelFds) -> list[str]:
         "-serial", "chardev:console",
         "-device", "virtio-serial-pci,id=virtio-serial",
         "-chardev", f"socket,id=agent,fd={fds.agent}",
-        "-device", f"virtserialport,chardev=agent,name={AGENT_PORT_NAME}",
+        "-device", f"virtserialport,chardev=agent,name={AGENT_PORT_NAME},id={AGENT_DEVICE_ID}",
     ]
 
 

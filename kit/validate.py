@@ -10,12 +10,13 @@ import errno
 import os
 import re
 import socket
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import psutil
 
 from kit.errors import HostLimit, InvalidInput
 
+KERNEL_ARG_PATTERN = re.compile(r"^[A-Za-z0-9_.,:/=+-]{1,200}$")
 NAME_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")
 LOWEST_HOST_PORT = 1024  # below this a port needs root; the kit never asks for one
 HOST_MEMORY_RESERVE_MB = 256  # left for the host itself and QEMU's own overhead
@@ -61,6 +62,44 @@ def check_cpus(cpus: object) -> int:
             f"(it has {host_cpus}).",
         )
     return cpus
+
+
+def check_choice(what: str, value: object, allowed: Sequence[str]) -> str:
+    if not isinstance(value, str) or value not in allowed:
+        raise InvalidInput(
+            f"{what}={value!r} is not available.",
+            hint=f"Choose one of: {', '.join(allowed)}.",
+        )
+    return value
+
+
+def check_kernel_args(args: object) -> tuple[str, ...]:
+    """Extra words for the guest kernel's command line, one word each, no quoting tricks."""
+    if isinstance(args, str) or not isinstance(args, Sequence):
+        raise InvalidInput(
+            f"kernel_args must be a list of words, not {args!r}.",
+            hint="For example kernel_args=['loglevel=4'].",
+        )
+    for word in args:
+        if not isinstance(word, str) or not KERNEL_ARG_PATTERN.match(word):
+            raise InvalidInput(
+                f"{word!r} cannot go on the kernel command line.",
+                hint="Each word is letters, digits and _ . , : / = + - only, with no spaces.",
+            )
+    return tuple(args)
+
+
+MAX_TIMEOUT_S = 24 * 3600
+
+
+def check_timeout(timeout: object) -> float:
+    if (not isinstance(timeout, int | float) or isinstance(timeout, bool)
+            or not 0 < timeout <= MAX_TIMEOUT_S):
+        raise InvalidInput(
+            f"timeout={timeout!r} is not a usable number of seconds.",
+            hint="Give a positive number of seconds, e.g. timeout=30.",
+        )
+    return float(timeout)
 
 
 def check_forwards(forwards: object) -> dict[int, int]:

@@ -47,3 +47,22 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def our_qemu_pids() -> set[int]:
+    """QEMUs started by this test session (their pidfile is in our runtime folder).
+
+    Other programs on the machine may run QEMU too; they are none of our business.
+    """
+    import psutil
+
+    from kit import paths
+
+    marker = str(paths.runtime_dir())
+    found = set()
+    for process in psutil.process_iter(["name", "cmdline"]):
+        if (process.info["name"] or "").startswith("qemu-system") and any(
+            marker in word for word in process.info["cmdline"] or []
+        ):
+            found.add(process.pid)
+    return found

@@ -5,18 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import nbformat
-import psutil
 import pytest
 from nbclient import NotebookClient
+
+from tests.conftest import our_qemu_pids
 
 LESSONS = sorted((Path(__file__).parent.parent / "lessons").glob("*.ipynb"))
 
 pytestmark = [pytest.mark.guest, pytest.mark.slow]
 
-
-def qemu_pids() -> set[int]:
-    return {p.pid for p in psutil.process_iter(["name"])
-            if (p.info["name"] or "").startswith("qemu-system")}
 
 
 def test_there_are_lessons() -> None:
@@ -25,11 +22,11 @@ def test_there_are_lessons() -> None:
 
 @pytest.mark.parametrize("path", LESSONS, ids=[p.stem for p in LESSONS])
 def test_lesson_runs_top_to_bottom(path: Path, image: object) -> None:
-    before = qemu_pids()
+    before = our_qemu_pids()
     notebook = nbformat.read(path, as_version=4)
     NotebookClient(notebook, timeout=600, kernel_name="python3",
                    resources={"metadata": {"path": str(path.parent)}}).execute()
-    assert qemu_pids() <= before, "the lesson left a QEMU running"
+    assert our_qemu_pids() <= before, "the lesson left a QEMU running"
 
 
 @pytest.mark.parametrize("path", LESSONS, ids=[p.stem for p in LESSONS])

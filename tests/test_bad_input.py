@@ -1,0 +1,186 @@
+"""Bad input, refused before anything starts, with a message that teaches.
+
+One table: each row is something a learner might type, the error it must
+raise (None where it must simply work, e.g. stopping twice), and words the
+message must contain.  After every row: no new QEMU, no runtime folder left.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+import kit
+from kit import images, paths
+from tests.conftest import our_qemu_pids
+
+Action = Callable[[], object]
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    action: Action
+    error: type[BaseException] | None
+    words: str = ""
+
+
+def guest(**kwargs: Any) -> Action:
+    return lambda: kit.Guest(**{"name": "bad", **kwargs})
+
+
+def created(method: str, *args: Any) -> Action:
+    return lambda: getattr(kit.Guest("bad"), method)(*args)
+
+
+CONSTRUCTION = [
+    Case("name empty", guest(name=""), kit.InvalidInput, "cannot be a guest name"),
+    Case("name upper case", guest(name="Web1"), kit.InvalidInput, "lower-case"),
+    Case("name with slash", guest(name="../etc"), kit.InvalidInput, "cannot be a guest name"),
+    Case("name with space", guest(name="my vm"), kit.InvalidInput, "cannot be a guest name"),
+    Case("name too long", guest(name="x" * 40), kit.InvalidInput, "1 to 32 characters"),
+    Case("name not text", guest(name=42), kit.InvalidInput, "cannot be a guest name"),
+    Case("name with dot", guest(name="web.1"), kit.InvalidInput, "cannot be a guest name"),
+    Case("name starts with dash", guest(name="-x"), kit.InvalidInput, "cannot be a guest name"),
+    Case("memory zero", guest(memory_mb=0), kit.InvalidInput, "too little"),
+    Case("memory negative", guest(memory_mb=-128), kit.InvalidInput, "too little"),
+    Case("memory below the image's need", guest(memory_mb=32), kit.InvalidInput, "at least"),
+    Case("memory as text", guest(memory_mb="128"), kit.InvalidInput, "whole number"),
+    Case("memory as float", guest(memory_mb=128.5), kit.InvalidInput, "whole number"),
+    Case("memory as bool", guest(memory_mb=True), kit.InvalidInput, "whole number"),
+    Case("memory beyond the host", guest(memory_mb=10**8), kit.HostLimit, "more than this host"),
+    Case("cpus zero", guest(cpus=0), kit.InvalidInput, "virtual CPUs"),
+    Case("cpus negative", guest(cpus=-2), kit.InvalidInput, "virtual CPUs"),
+    Case("cpus beyond the host", guest(cpus=4096), kit.InvalidInput, "virtual CPUs"),
+    Case("cpus as text", guest(cpus="2"), kit.InvalidInput, "virtual CPUs"),
+    Case("forward privileged host port", guest(forwards={80: 80}), kit.InvalidInput, "1024"),
+    Case("forward host port too big", guest(forwards={70000: 80}), kit.InvalidInput, "65535"),
+    Case("forward guest port zero", guest(forwards={8080: 0}), kit.InvalidInput, "guest port"),
+    Case("forward guest port too big", guest(forwards={8080: 99999}), kit.InvalidInput,
+         "guest port"),
+    Case("forward port as text", guest(forwards={"8080": 80}), kit.InvalidInput, "host port"),
+    Case("forwards as a list", guest(forwards=[8080, 80]), kit.InvalidInput, "dict"),
+    Case("forwards as a string", guest(forwards="8080:80"), kit.InvalidInput, "dict"),
+    Case("unknown architecture", guest(arch="sparc"), kit.InvalidInput, "Choose one of"),
+    Case("boot timeout negative", guest(boot_timeout=-1), kit.InvalidInput, "seconds"),
+    Case("boot timeout as text", guest(boot_timeout="soon"), kit.InvalidInput, "seconds"),
+    Case("kernel args as one string", guest(kernel_args="quiet loglevel=3"), kit.InvalidInput,
+         "list of words"),
+    Case("kernel arg with a space", guest(kernel_args=["a b"]), kit.InvalidInput,
+         "kernel command line"),
+    Case("kernel arg with a quote", guest(kernel_args=['x="1"']), kit.InvalidInput,
+         "kernel command line"),
+]
+
+STATES = [
+    Case("pause a guest never started", created("pause"), kit.GuestNotRunning, "g.start()"),
+    Case("resume a guest never started", created("resume"), kit.GuestNotRunning, "created"),
+    Case("reboot a guest never started", created("reboot"), kit.GuestNotRunning, "created"),
+    Case("run on a guest never started", created("run", "ls"), kit.GuestNotRunning,
+         "g.start()"),
+    Case("qmp on a guest never started", created("qmp", "query-status"), kit.GuestNotRunning,
+         "hypervisor is not running"),
+    Case("agent on a guest never started", created("agent", "guest-ping"),
+         kit.GuestNotRunning, "created"),
+    Case("stop a guest never started", created("stop"), None),
+    Case("run an empty command", created("run", ""), kit.InvalidInput, "not a command"),
+    Case("run an empty list", created("run", []), kit.InvalidInput, "not a command"),
+    Case("run a list with a number", created("run", ["ls", 3]), kit.InvalidInput,
+         "not a command"),
+    Case("run with a NUL byte", created("run", "echo \0"), kit.InvalidInput, "NUL"),
+]
+
+
+@pytest.fixture(autouse=True)
+def nothing_left_behind() -> Iterator[None]:
+    before = our_qemu_pids()
+    yield
+    assert our_qemu_pids() <= before, "a QEMU was left running"
+    left = [p.name for p in paths.runtime_dir().iterdir()]
+    assert left == [], f"runtime folders left behind: {left}"
+
+
+@pytest.mark.parametrize("case", CONSTRUCTION + STATES, ids=lambda c: c.id)
+def test_refused_before_anything_starts(case: Case, image: images.GuestImage) -> None:
+    check(case)
+
+
+def check(case: Case) -> None:
+    if case.error is None:
+        case.action()
+        return
+    with pytest.raises(case.error) as info:
+        case.action()
+    text = str(info.value)
+    assert case.words in text, text
+    assert isinstance(info.value, kit.KitError)
+    assert info.value.hint, "every refusal says what to do"
+
+
+@pytest.mark.guest
+def test_refused_at_start(image: images.GuestImage, guest_name: str) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        check(Case("host port already taken", lambda: kit.Guest("bad", forwards={port: 80})
+                   .start(), kit.InvalidInput, "already taken"))
+    with kit.Guest(guest_name):
+        check(Case("a name already in use", lambda: kit.Guest(guest_name).start(),
+                   kit.NameInUse, "already running"))
+
+
+@pytest.mark.guest
+def test_states_and_commands_on_a_live_guest(image: images.GuestImage, guest_name: str) -> None:
+    g = kit.Guest(guest_name).start()
+    try:
+        rows = [
+            Case("a command that never ends", lambda: g.run("sleep 100", timeout=1),
+                 kit.GuestError, "was killed"),
+            Case("a command printing binary data", lambda: g.run("head -c 256 /dev/urandom"),
+                 None),
+            Case("an unknown QMP command", lambda: g.qmp("no-such-command"), kit.QMPError,
+                 "CommandNotFound"),
+            Case("QMP arguments of the wrong type", lambda: g.qmp("stop", {"now": 1}),
+                 kit.QMPError, "refused"),
+            Case("an unknown agent command", lambda: g.agent("guest-no-such"),
+                 kit.AgentError, "refused"),
+            Case("a program that does not exist", lambda: g.run(["/no/such/program"]),
+                 kit.AgentError, "refused"),
+            Case("resume a running guest", g.resume, kit.GuestNotRunning, "cannot resume"),
+            Case("start a guest twice", g.start, kit.GuestError, "already running"),
+            Case("run with a zero timeout", lambda: g.run("true", timeout=0),
+                 kit.InvalidInput, "timeout"),
+        ]
+        for row in rows:
+            check(row)
+        binary = g.run("printf '\\377\\376ok'")
+        assert binary.stdout.endswith("ok")
+        g.crash()
+        check(Case("run on a crashed guest", lambda: g.run("ls"), kit.GuestNotRunning,
+                   "crashed"))
+        check(Case("pause a crashed guest", g.pause, kit.GuestNotRunning, "g.reboot()"))
+        g.stop()
+        check(Case("stop a guest twice", g.stop, None))
+        check(Case("pause a stopped guest", g.pause, kit.GuestNotRunning, "stopped"))
+        check(Case("run on a stopped guest", lambda: g.run("ls"), kit.GuestNotRunning,
+                   "g.start()"))
+    finally:
+        g.stop()
+
+
+
+def _eventually(condition: Callable[[], bool], seconds: float = 5.0) -> bool:
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return condition()
