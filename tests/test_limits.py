@@ -46,9 +46,9 @@ def test_guest_count_cap(image: images.GuestImage, guest_name: str,
 def test_guest_memory_cap(image: images.GuestImage, guest_name: str,
                           monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KIT_MAX_GUEST_MEMORY_MB", "200")
-    with kit.Guest(f"{guest_name}-a", memory_mb=128):
-        with pytest.raises(kit.HostLimit, match="256 MiB"):
-            kit.Guest(f"{guest_name}-b", memory_mb=128).start()
+    with kit.Guest(f"{guest_name}-a", memory_mb=128), \
+            pytest.raises(kit.HostLimit, match="256 MiB"):
+        kit.Guest(f"{guest_name}-b", memory_mb=128).start()
 
 
 @pytest.mark.guest
