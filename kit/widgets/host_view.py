@@ -1,0 +1,87 @@
+"""The host view: the infrastructure layer, the real machine every guest runs on."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import ipywidgets as widgets
+
+from kit import infrastructure
+from kit.infrastructure import HostInfo
+from kit.widgets._base import KitWidget, escape
+
+FLAG_MEANINGS = {
+    "vmx": "Intel VT-x: the CPU can run guests with hardware help",
+    "svm": "AMD-V: the CPU can run guests with hardware help",
+    "hypervisor": "this host is itself a virtual machine",
+}
+
+KVM_WORDS = {
+    "usable": "works: a test guest booted under it",
+    "broken": "present but broken here: a test guest failed under it",
+    "absent": "not available on this machine",
+    "no-access": "present, but this user may not open /dev/kvm",
+    "untested": "not tried yet",
+    "forced": "chosen by the KIT_ACCEL setting, not tested",
+}
+
+
+def flags_text(flags: tuple[str, ...]) -> str:
+    if not flags:
+        return "none: this CPU offers no hardware virtualization to us"
+    return "; ".join(f"{flag} ({FLAG_MEANINGS.get(flag, flag)})" for flag in flags)
+
+
+def facts(info: HostInfo) -> list[tuple[str, str]]:
+    """The facts worth showing, as (name, value in plain words)."""
+    accel = info.accelerator
+    return [
+        ("host", f"{info.hostname}: {info.os}, Linux {info.kernel} ({info.machine})"),
+        ("CPU", info.cpu_model),
+        ("CPUs", f"{info.cpus} (a guest's vCPUs are threads sharing these)"),
+        ("memory", f"{info.memory_total_mb} MiB in all, {info.memory_available_mb} MiB "
+                   "available now"),
+        ("virtualization flags", flags_text(info.virtualization_flags)),
+        ("/dev/kvm", ("exists" if info.kvm_device else "does not exist")
+         + f"; KVM {KVM_WORDS.get(accel.kvm, accel.kvm)}"),
+        ("QEMU", f"version {info.qemu_version}"),
+        ("accelerator", accel.label),
+        ("why", accel.reason),
+    ]
+
+
+def facts_html(info: HostInfo) -> str:
+    rows = "".join(
+        f'<tr><th style="text-align:left;padding:1px 12px 1px 0;vertical-align:top">'
+        f"{escape(name)}</th><td style=\"text-align:left\">{escape(value)}</td></tr>"
+        for name, value in facts(info))
+    return f"<table>{rows}</table>"
+
+
+class HostView(KitWidget):
+    """CPU, memory, virtualization support, QEMU and the accelerator, with a refresh button.
+
+    ``kit.host()`` may boot a short KVM test guest the first time (its verdict
+    is then cached), so the first view can take a few seconds.
+    """
+
+    def __init__(self, read: Callable[[], HostInfo] = infrastructure.host) -> None:
+        super().__init__("host view")
+        self._read = read
+        self.info: HostInfo | None = None
+        self.table = widgets.HTML()
+        self.refresh_button = widgets.Button(description="refresh", icon="refresh",
+                                             layout=widgets.Layout(width="8em"))
+        self.refresh_button.on_click(self._callback("reading the host's facts", self.refresh))
+        self._set_body(
+            widgets.HBox([widgets.HTML("<b>The host: the infrastructure layer</b>"),
+                          self.refresh_button], layout=widgets.Layout(align_items="center",
+                                                                      grid_gap="8px")),
+            self.table,
+        )
+        self._callback("reading the host's facts", self.refresh)()
+
+    def refresh(self) -> None:
+        """Read the host's facts again (free memory changes as guests come and go)."""
+        self.info = self._read()
+        self.table.value = facts_html(self.info)

@@ -1,0 +1,79 @@
+"""The host view: the infrastructure layer's facts, in plain words."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+import kit
+from kit import incidents
+from kit.errors import SetupError
+from kit.infrastructure import Accelerator, HostInfo
+from kit.widgets import HostView
+from kit.widgets.host_view import facts, flags_text
+
+
+@pytest.fixture(autouse=True)
+def no_unexpected_errors() -> Iterator[None]:
+    incidents.clear()
+    yield
+    assert not incidents.recorded(), incidents.recorded()
+
+
+def made_up_host(**changes: object) -> HostInfo:
+    values: dict[str, object] = dict(
+        hostname="lab1", os="Debian GNU/Linux 12", kernel="6.1.0", machine="x86_64",
+        cpu_model="Some CPU <fast>", cpus=2, memory_total_mb=8000, memory_available_mb=6000,
+        virtualization_flags=("hypervisor", "vmx"), kvm_device=True, qemu_version="7.2.22",
+        accelerator=Accelerator("tcg", "broken", "a probe guest failed under KVM."),
+    )
+    values.update(changes)
+    return HostInfo(**values)  # type: ignore[arg-type]
+
+
+def test_facts_say_what_flags_and_kvm_mean() -> None:
+    shown = dict(facts(made_up_host()))
+    assert "Intel VT-x" in shown["virtualization flags"]
+    assert "itself a virtual machine" in shown["virtualization flags"]
+    assert shown["/dev/kvm"] == "exists; KVM present but broken here: a test guest failed under it"
+    assert shown["accelerator"] == "TCG (software emulation)"
+    assert shown["why"] == "a probe guest failed under KVM."
+    assert "6000 MiB available" in shown["memory"]
+    assert flags_text(()).startswith("none")
+
+
+def test_view_shows_the_facts_escaped_and_refreshes() -> None:
+    hosts = iter([made_up_host(), made_up_host(memory_available_mb=1234)])
+    view = HostView(read=lambda: next(hosts))
+    try:
+        assert "Some CPU &lt;fast&gt;" in view.table.value
+        view.refresh_button.click()
+        assert "1234 MiB available" in view.table.value
+    finally:
+        view.close()
+
+
+def test_a_failing_read_is_shown_and_recorded() -> None:
+    def broken() -> HostInfo:
+        raise SetupError("qemu-system-x86_64 is not installed.", hint="Run ./setup.sh")
+
+    view = HostView(read=broken)
+    try:
+        assert "not installed" in view.banner.text and "Run ./setup.sh" in view.banner.text
+        with pytest.raises(incidents.RecordedErrors):
+            kit.raise_recorded_errors()
+    finally:
+        view.close()
+
+
+def test_view_of_this_real_host() -> None:
+    view = HostView()
+    try:
+        assert view.info is not None
+        assert view.info.cpus == os.cpu_count()
+        assert view.info.accelerator.label in view.table.value
+        assert "QEMU" in view.table.value
+    finally:
+        view.close()
