@@ -43,6 +43,14 @@ KIT_DEFAULT_APT_PACKAGES=(
     curl
     ca-certificates
     util-linux        # setpriv, for the parent-death signal
+    build-essential   # the rest of this block builds the kit's own guest kernel
+    bc                # (kit/kernel.py, about 4 min once); without it, guests
+    bison             # boot Debian's kernel instead, slower and bigger
+    flex
+    libelf-dev
+    libssl-dev
+    xz-utils
+    chromium          # a real browser for the tests of the lessons in JupyterLab
 )
 
 # The same needs in plain words, for machines without apt.

@@ -16,13 +16,11 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import psutil
@@ -30,24 +28,9 @@ from qemu.qmp import QMPClient, QMPError
 
 import kit
 from kit import images, infrastructure
+from kit.net import free_port, wait_http
 
 RESULTS = Path(__file__).parent / "results"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def wait_http(port: int, deadline: float) -> float:
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1):
-                return time.monotonic()
-        except OSError:
-            time.sleep(0.01)
-    raise TimeoutError("the web server never answered")
 
 
 def measure_kit(memory_mb: int) -> dict[str, float]:

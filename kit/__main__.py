@@ -32,6 +32,7 @@ def _run(args: argparse.Namespace) -> int:
         build = images.build_image if args.rebuild else images.ensure_image
         image = build(args.arch, progress=images.print_progress)
         print(f"guest image ready: {image.kernel.parent} ({image.size_bytes / 2**20:.1f} MiB)")
+        print(f"guests boot {image.kernel_summary()}")
         return 0
     if args.command == "doctor":
         from kit import doctor

@@ -83,7 +83,7 @@ def _check_image() -> Check:
     if image is None:
         return Check("guest image", False, "not built yet", "python -m kit image")
     return Check("guest image", True,
-                 f"kernel {image.kernel_version}, {image.size_bytes / 2**20:.1f} MiB, "
+                 f"{image.kernel_summary()}, {image.size_bytes / 2**20:.1f} MiB, "
                  f"in {image.kernel.parent}")
 
 

@@ -350,6 +350,11 @@ class Guest:
                 break
             except TimeoutError:
                 continue
+        # The agent answered, so its port is open, whatever QMP says: QEMU sends
+        # at most one VSERPORT_CHANGE a second per port, and a guest that boots
+        # in under a second (the kit's kernel) is ready before the "open" that
+        # follows a reboot's "closed" arrives.
+        self._on_agent_port(True)
         self.ready_at = time.monotonic()
         if self._state == "booting":
             self._set_state("running")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import pytest
 
 import kit
 from kit import images
+from kit.net import free_port  # noqa: F401  (tests import it from here)
 
 _names = itertools.count(1)
 
@@ -21,6 +21,8 @@ def private_runtime_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pa
     """Tests keep their guests' sockets and logs in a folder of their own."""
     folder = tmp_path_factory.mktemp("runtime")
     os.environ["KIT_RUNTIME_DIR"] = str(folder)
+    # Lessons save progress; the tests must not write into the learner's own file.
+    os.environ["KIT_PROGRESS_FILE"] = str(folder / "progress.json")
     yield folder
 
 
@@ -43,12 +45,6 @@ def no_guest_left_behind() -> Iterator[None]:
     assert not left, f"the test left guests running: {left}"
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def our_qemu_pids() -> set[int]:
     """QEMUs started by this test session (their pidfile is in our runtime folder).
 
@@ -61,8 +57,9 @@ def our_qemu_pids() -> set[int]:
     marker = str(paths.runtime_dir())
     found = set()
     for process in psutil.process_iter(["name", "cmdline"]):
-        if (process.info["name"] or "").startswith("qemu-system") and any(
-            marker in word for word in process.info["cmdline"] or []
-        ):
+        # QEMU renames itself qemu-<guest> (-name ...,process=), so look at
+        # the command line, which names a socket in our runtime folder.
+        cmdline = process.info["cmdline"] or []
+        if cmdline and "qemu-system" in cmdline[0] and any(marker in word for word in cmdline):
             found.add(process.pid)
     return found

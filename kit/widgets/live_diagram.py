@@ -166,8 +166,12 @@ class LiveDiagram(widgets.HTML):  # type: ignore[misc]
 
     def _draw_in_background(self) -> None:
         """Called on the kit loop by the throttle: hand the drawing to the worker."""
-        if not self._closed:
+        if self._closed:
+            return
+        try:
             _draw_worker().submit(self._draw_guarded)
+        except RuntimeError:  # the worker shut down: the interpreter is exiting
+            self._closed = True
 
     def _draw_guarded(self) -> None:
         try:

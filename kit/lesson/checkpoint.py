@@ -1,0 +1,238 @@
+"""Checkpoints: a task the learner does, checked by the kit against the live state.
+
+A checkpoint never takes the learner's word for it: its ``check`` function
+asks the real thing (QMP, the guest agent, an HTTP request from the host,
+the host's process table) and returns a :class:`Verdict`.  The same call
+serves the "Check" button, a one-line ``cp.verify()`` in a notebook run
+headless, and the tests, which verify each checkpoint both ways: it passes
+when the task is done, and fails, with its hint, when it is not.
+
+A check that raises (the guest vanished mid-check, a bug) must not show a
+traceback to a learner: :meth:`Checkpoint.verify` turns the exception into a
+verdict in plain words and records it with :mod:`kit.incidents`, so a
+headless run still fails at ``kit.raise_recorded_errors()``.  Expected
+situations (no guest yet, the guest is paused) are therefore answered by the
+check itself, as failed verdicts with a hint, not by raising.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import ipywidgets as widgets
+
+from kit import incidents
+from kit.errors import InvalidInput, KitError
+from kit.lesson import _html, progress
+from kit.widgets._base import KitWidget, describe_error, escape
+
+ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+Check = Callable[..., "Verdict"]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a check found: passed or not, why in words, and the evidence it measured.
+
+    ``hint`` is filled in from the checkpoint when a failed check gives none;
+    ``error`` is set when the check could not run at all.  ``bool(verdict)``
+    is ``passed``, so ``assert cp.verify()`` reads naturally in tests.
+    """
+
+    passed: bool
+    message: str
+    evidence: tuple[str, ...] = ()
+    hint: str = ""
+    error: str = ""
+
+    @classmethod
+    def ok(cls, message: str, *evidence: str) -> Verdict:
+        return cls(True, message, tuple(evidence))
+
+    @classmethod
+    def fail(cls, message: str, *evidence: str, hint: str = "") -> Verdict:
+        return cls(False, message, tuple(evidence), hint)
+
+    @property
+    def kind(self) -> str:
+        return "passed" if self.passed else ("error" if self.error else "failed")
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    def __str__(self) -> str:
+        mark, word = _html.BOXES[self.kind][:2]
+        lines = [f"{mark} {word}: {self.message}", *(f"  measured: {e}" for e in self.evidence)]
+        if self.hint and not self.passed:
+            lines.append(f"  hint: {self.hint}")
+        return "\n".join(lines).replace("**", "")
+
+    def _repr_html_(self) -> str:
+        return verdict_html(self)
+
+
+def verdict_html(verdict: Verdict) -> str:
+    evidence = "".join(f"<li>{_html.inline(e)}</li>" for e in verdict.evidence)
+    body = _html.inline(verdict.message)
+    if evidence:
+        body += f'<ul style="margin:2px 0 2px 1em;padding:0">{evidence}</ul>'
+    return _html.box(verdict.kind, body)
+
+
+class Checkpoint:
+    """A task, a check against the live state, a hint after a wrong try, and a solution.
+
+    ``check`` takes no argument, or, when ``answer_label`` is given (the
+    learner types something, e.g. a process id), the answer as a string.
+    ``solution`` says in words how to do the task; ``code`` is the one line
+    that does it.  ``lesson`` (set by :class:`kit.lesson.Lesson`) is where
+    passes are recorded in the learner's progress.
+    """
+
+    def __init__(self, id: str, title: str, task: str, check: Check, hint: str,
+                 solution: str, *, code: str = "", answer_label: str | None = None,
+                 lesson: int | None = None) -> None:
+        if not ID_PATTERN.match(id):
+            raise InvalidInput(f"{id!r} cannot be a checkpoint id.",
+                               hint="Use lower-case letters, digits and '-', e.g. 'l1-memory'.")
+        if not hint or not solution:
+            raise InvalidInput(f"checkpoint {id} needs a hint and a solution.",
+                               hint="A learner who is stuck needs both.")
+        self.id, self.title, self.task = id, title, task
+        self.hint, self.solution, self.code = hint, solution, code
+        self.answer_label = answer_label
+        self.lesson = lesson
+        self.tries = 0
+        self.last: Verdict | None = None
+        self._check = check
+        self._lock = threading.Lock()
+        self._view: CheckpointView | None = None
+
+    def __repr__(self) -> str:
+        status = self.last.kind if self.last else "not checked yet"
+        return f"<Checkpoint {self.id}: {self.title} ({status})>"
+
+    def verify(self, answer: object = None) -> Verdict:
+        """Run the check now; show the verdict in the widget, record it, return it.
+
+        ``answer`` is the learner's answer for checkpoints that ask one; if
+        omitted, what is typed in the widget's answer box is used.
+        """
+        text = self._answer_text(answer)
+        verdict = self._run_check(text)
+        if not verdict.passed and not verdict.hint:
+            verdict = dataclasses.replace(verdict, hint=self.hint)
+        with self._lock:
+            self.tries += 1
+            self.last = verdict
+        verdict = self._record(verdict)
+        if self._view is not None:
+            self._view.show_verdict(verdict, self.tries)
+        return verdict
+
+    @property
+    def view(self) -> CheckpointView:
+        """The widget (made on first use, then shared by every display)."""
+        if self._view is None:
+            self._view = CheckpointView(self)
+        return self._view
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        return self.view._repr_mimebundle_(**kwargs)
+
+    # -- inside ---------------------------------------------------------------------
+
+    def _answer_text(self, answer: object) -> str:
+        if answer is None and self._view is not None:
+            return str(self._view.answer.value).strip()
+        return "" if answer is None else str(answer).strip()
+
+    def _run_check(self, answer: str) -> Verdict:
+        try:
+            result = self._check(answer) if self.answer_label else self._check()
+            if not isinstance(result, Verdict):
+                raise TypeError(f"the check of {self.id} returned {result!r}, not a Verdict")
+            return result
+        except Exception as error:
+            incidents.record(error, f"checkpoint {self.id}")
+            what, fix = describe_error(error)
+            return Verdict(False, f"the check could not run: {what}", hint=fix, error=what)
+
+    def _record(self, verdict: Verdict) -> Verdict:
+        if self.lesson is None:
+            return verdict
+        try:
+            progress.record_checkpoint(self.lesson, self.id, verdict.passed)
+        except KitError as error:  # the lesson goes on; the learner is told
+            return dataclasses.replace(
+                verdict, evidence=(*verdict.evidence, f"(not saved: {error.message})"))
+        return verdict
+
+
+class CheckpointView(KitWidget):
+    """The checkpoint as the learner sees it: task, Check, verdict, hint, solution."""
+
+    def __init__(self, checkpoint: Checkpoint) -> None:
+        super().__init__(f"checkpoint {checkpoint.id}")
+        self.checkpoint = checkpoint
+        self.heading = widgets.HTML(
+            f'<div style="font-size:1.05em;line-height:1.4"><b>⚑ Checkpoint: '
+            f"{escape(checkpoint.title)}</b></div>")
+        self.task = widgets.HTML(_html.text(_html.inline(checkpoint.task)))
+        self.answer = widgets.Text(
+            placeholder="type your answer here",
+            description=checkpoint.answer_label or "",
+            style={"description_width": "initial"},
+            layout=widgets.Layout(display="flex" if checkpoint.answer_label else "none",
+                                  width="28em"))
+        self.check_button = widgets.Button(description="Check", icon="check",
+                                           button_style="primary",
+                                           tooltip="Ask the live machine whether the task is done")
+        self.verdict = widgets.HTML(
+            _html.box("pending", "press Check once you have done the task."))
+        self.hint = widgets.HTML(layout=widgets.Layout(display="none"))
+        self.solution_button = widgets.ToggleButton(description="show solution", icon="key")
+        self.solution = widgets.HTML(_solution_html(checkpoint),
+                                     layout=widgets.Layout(display="none"))
+        self.check_button.on_click(self._callback("checking", self._check_now))
+        self.solution_button.observe(self._guarded("showing the solution", self._toggle),
+                                     names="value")
+        self._set_body(self.heading, self.task, self.answer,
+                       widgets.HBox([self.check_button, self.solution_button]),
+                       self.verdict, self.hint, self.solution)
+        self.layout.border = "1px solid #bbb"
+        self.layout.padding = "6px 10px"
+        self.layout.margin = "8px 0"
+        self.verdict_text = ""
+
+    def show_verdict(self, verdict: Verdict, tries: int) -> None:
+        """Show a verdict; after a wrong try, the hint too (assigning traits: thread-safe)."""
+        self.verdict_text = str(verdict)
+        attempt = f' <small>(try {tries}, {time.strftime("%H:%M:%S")})</small>'
+        self.verdict.value = verdict_html(verdict) + attempt
+        if verdict.passed:
+            self.hint.layout.display = "none"
+        elif verdict.hint:
+            self.hint.value = _html.box("hint", _html.inline(verdict.hint))
+            self.hint.layout.display = "block"
+
+    def _check_now(self) -> None:
+        """Say that the check runs (some wait for the guest a moment), then run it."""
+        self.verdict.value = _html.box("pending", "asking the live machine…", word="…")
+        self.checkpoint.verify()
+
+    def _toggle(self, change: dict[str, Any]) -> None:
+        shown = bool(change["new"])
+        self.solution.layout.display = "block" if shown else "none"
+        self.solution_button.description = "hide solution" if shown else "show solution"
+
+
+def _solution_html(checkpoint: Checkpoint) -> str:
+    code = _html.code_block(checkpoint.code) if checkpoint.code else ""
+    return _html.box("solution", _html.inline(checkpoint.solution) + code)

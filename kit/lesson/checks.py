@@ -1,0 +1,77 @@
+"""Building blocks for checkpoint checks, shared by every lesson.
+
+A check should answer the learner's usual situations (no guest yet, the
+guest is paused or stopped, the file is not there yet) with a failed
+:class:`Verdict` and a hint, never with an exception: an exception means the
+kit itself went wrong, and is recorded as such.  These helpers make that the
+easy way to write a check.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from kit import registry
+from kit.guest import Guest
+from kit.lesson.checkpoint import Verdict
+
+T = TypeVar("T")
+
+STATE_WORDS = {
+    "created": "has not been started yet",
+    "booting": "is still booting",
+    "running": "is running",
+    "paused": "is paused",
+    "crashed": "has crashed",
+    "stopping": "is shutting down",
+    "stopped": "is stopped",
+}
+
+
+def find_guest(name: str, states: tuple[str, ...] = ("running",)) -> Guest | Verdict:
+    """The live guest called ``name`` if it is in one of ``states``, else a failed verdict.
+
+    Guests are found by name in this notebook's registry, so a guest started
+    with a widget, with one line of code, or by a test all count.
+    """
+    guest = registry.get(name)
+    if guest is None:
+        return Verdict.fail(f"there is no guest called {name} running in this notebook.",
+                            hint=f"Start the guest {name} first (its panel's ▶ Start button).")
+    if guest.state not in states:
+        wanted = " or ".join(states)
+        return Verdict.fail(f"guest {name} {STATE_WORDS.get(guest.state, guest.state)}; "
+                            f"this check needs it {wanted}.",
+                            hint=_state_hint(guest.state, name))
+    return guest
+
+
+def _state_hint(state: str, name: str) -> str:
+    return {
+        "booting": "Wait a few seconds for the boot to finish, then check again.",
+        "paused": f"Resume {name} first (its panel's ▶ Resume button).",
+        "crashed": f"Its kernel crashed: reboot {name} (↻ Reboot).",
+    }.get(state, f"Start {name} (its panel's ▶ Start button), then check again.")
+
+
+def eventually(probe: Callable[[], T], done: Callable[[T], bool],
+               seconds: float = 3.0, every: float = 0.2) -> T:
+    """Call ``probe`` until ``done(result)`` or ``seconds`` pass; returns the last result.
+
+    For tasks whose effect lands a moment later (a line typed on the serial
+    console is run by the guest's shell a few milliseconds after Enter).
+    """
+    deadline = time.monotonic() + seconds
+    while True:
+        result = probe()
+        if done(result) or time.monotonic() >= deadline:
+            return result
+        time.sleep(every)
+
+
+def parse_number(answer: str) -> int | None:
+    """The learner's answer as a whole number, or None."""
+    text = answer.strip().rstrip(".")
+    return int(text) if text.isdigit() else None

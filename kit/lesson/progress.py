@@ -1,0 +1,289 @@
+"""Each learner's progress: checkpoints passed and quiz answers, per lesson.
+
+Kept in one small JSON file per learner (per user account):
+``$KIT_PROGRESS_FILE`` if set (tests point it at a temporary file), else
+``$XDG_DATA_HOME/kit/progress.json``, else ``~/.local/share/kit/progress.json``.
+
+Why a file and not memory: a learner closes the notebook, comes back next
+week, and lesson 0's overview must still say what is done.  Why these
+precautions: two notebooks (or a button and a cell) may record at the same
+moment, and a kernel may be killed mid-write.  So every change is a
+read-modify-write under an exclusive lock, written to a temporary file that
+replaces the old one in one step; a reader never sees half a file.  A file
+that cannot be read (hand-edited, truncated by a full disk) is set aside
+with a ``.broken-<time>`` suffix rather than lost or fatal.
+
+The layout (``FORMAT`` 1)::
+
+    {"format": 1, "learner": "alice",
+     "lessons": {"1": {"opened_at": "...", "finished_at": "...",
+                       "checkpoint_ids": ["l1-memory", ...],
+                       "question_ids": ["l1-q1", ...],
+                       "checkpoints": {"l1-memory": {"tries": 2, "passed_at": "..."}},
+                       "answers": {"l1-q1": {"choice": 2, "correct": true, "tries": 1,
+                                             "at": "..."}}}}}
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import fcntl
+import getpass
+import json
+import os
+import tempfile
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kit.errors import KitError
+
+FORMAT = 1
+Data = dict[str, Any]
+
+
+class ProgressError(KitError):
+    """The progress file cannot be written (a read-only or full disk, a bad path)."""
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The learner's latest answer to one quiz question."""
+
+    choice: int
+    correct: bool
+    tries: int
+
+
+@dataclass(frozen=True)
+class LessonProgress:
+    """What one learner has done in one lesson, read from the file."""
+
+    number: int
+    opened: bool
+    finished: bool
+    checkpoint_ids: tuple[str, ...]
+    question_ids: tuple[str, ...]
+    passed: tuple[str, ...]
+    tries: dict[str, int]
+    answers: dict[str, Answer]
+
+    @property
+    def status(self) -> str:
+        """"not started", "in progress" or "done" (every known checkpoint passed)."""
+        if not (self.opened or self.passed or self.answers):
+            return "not started"
+        known = set(self.checkpoint_ids)
+        if known and known <= set(self.passed):
+            return "done"
+        return "in progress"
+
+    @property
+    def correct_answers(self) -> int:
+        return sum(1 for answer in self.answers.values() if answer.correct)
+
+
+# -- where -------------------------------------------------------------------------
+
+
+def progress_file() -> Path:
+    """The file of the learner running this kernel (read anew each call, for tests)."""
+    env = os.environ.get("KIT_PROGRESS_FILE")
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "kit" / "progress.json"
+
+
+# -- reading -------------------------------------------------------------------------
+
+
+def load() -> Data:
+    """The whole file as data (an empty record if there is none yet)."""
+    with _locked():
+        return _read(progress_file())
+
+
+def lesson_progress(number: int) -> LessonProgress:
+    return _lesson_from(load(), number)
+
+
+def all_progress() -> dict[int, LessonProgress]:
+    """Progress of every lesson the file mentions, by number."""
+    data = load()
+    return {int(key): _lesson_from(data, int(key)) for key in data["lessons"] if key.isdigit()}
+
+
+def _lesson_from(data: Data, number: int) -> LessonProgress:
+    entry = data["lessons"].get(str(number), {})
+    checkpoints = entry.get("checkpoints", {})
+    answers = {
+        qid: Answer(int(a.get("choice", -1)), bool(a.get("correct")), int(a.get("tries", 1)))
+        for qid, a in entry.get("answers", {}).items()
+    }
+    return LessonProgress(
+        number=number,
+        opened="opened_at" in entry,
+        finished="finished_at" in entry,
+        checkpoint_ids=tuple(entry.get("checkpoint_ids", ())),
+        question_ids=tuple(entry.get("question_ids", ())),
+        passed=tuple(cid for cid, c in checkpoints.items() if c.get("passed_at")),
+        tries={cid: int(c.get("tries", 0)) for cid, c in checkpoints.items()},
+        answers=answers,
+    )
+
+
+# -- recording -------------------------------------------------------------------------
+
+
+def record_opened(number: int, checkpoint_ids: Sequence[str],
+                  question_ids: Sequence[str]) -> None:
+    """A lesson was opened: note when, and which checkpoints and questions it has.
+
+    The ids are stored so that the overview can say "2 of 4" for a lesson
+    whose notebook is not open in this kernel.
+    """
+    def change(entry: Data) -> None:
+        entry.setdefault("opened_at", _now())
+        entry["checkpoint_ids"] = list(checkpoint_ids)
+        entry["question_ids"] = list(question_ids)
+
+    _update_lesson(number, change)
+
+
+def record_checkpoint(number: int, checkpoint_id: str, passed: bool) -> None:
+    """One try at a checkpoint; the first pass is kept even if a later try fails."""
+    def change(entry: Data) -> None:
+        item = entry.setdefault("checkpoints", {}).setdefault(checkpoint_id, {})
+        item["tries"] = int(item.get("tries", 0)) + 1
+        if passed and not item.get("passed_at"):
+            item["passed_at"] = _now()
+
+    _update_lesson(number, change)
+
+
+def record_answer(number: int, question_id: str, choice: int, correct: bool) -> None:
+    """The learner's latest answer to a question, and how many answers they gave."""
+    def change(entry: Data) -> None:
+        answers = entry.setdefault("answers", {})
+        tries = int(answers.get(question_id, {}).get("tries", 0)) + 1
+        answers[question_id] = {"choice": choice, "correct": correct, "tries": tries,
+                                "at": _now()}
+
+    _update_lesson(number, change)
+
+
+def record_finished(number: int) -> None:
+    _update_lesson(number, lambda entry: entry.__setitem__("finished_at", _now()))
+
+
+def reset(number: int | None = None) -> None:
+    """Forget one lesson's progress (or every lesson's, with no number): to start over."""
+    def change(data: Data) -> None:
+        if number is None:
+            data["lessons"] = {}
+        else:
+            data["lessons"].pop(str(number), None)
+
+    _update(change)
+
+
+# -- the file -------------------------------------------------------------------------
+
+
+def _update_lesson(number: int, change: Callable[[Data], None]) -> None:
+    _update(lambda data: change(data["lessons"].setdefault(str(number), {})))
+
+
+def _update(change: Callable[[Data], None]) -> None:
+    path = progress_file()
+    with _locked():
+        data = _read(path)
+        change(data)
+        _write_atomically(path, data)
+
+
+@contextlib.contextmanager
+def _locked() -> Iterator[None]:
+    """One writer at a time across every notebook of this learner."""
+    path = progress_file()
+    lock_path = path.with_name(path.name + ".lock")
+    try:
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        lock = lock_path.open("a")
+    except OSError as error:
+        raise _cannot_save(path, error) from None
+    with lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _empty() -> Data:
+    return {"format": FORMAT, "learner": _learner(), "lessons": {}}
+
+
+def _read(path: Path) -> Data:
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return _empty()
+    except OSError as error:
+        raise ProgressError(f"cannot read your progress file {path}: {error}",
+                            hint="Check its permissions, or set KIT_PROGRESS_FILE to "
+                            "another file.") from None
+    try:
+        data = json.loads(text)
+        if not isinstance(data, dict) or not isinstance(data.get("lessons"), dict):
+            raise ValueError("not a progress record")
+    except ValueError as error:
+        _set_aside(path, error)
+        return _empty()
+    return data
+
+
+def _set_aside(path: Path, error: Exception) -> None:
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    broken = path.with_name(f"{path.name}.broken-{stamp}")
+    with contextlib.suppress(OSError):
+        path.replace(broken)
+    warnings.warn(f"Your progress file {path} could not be read ({error}); it was set "
+                  f"aside as {broken.name} and progress starts afresh.", stacklevel=3)
+
+
+def _write_atomically(path: Path, data: Data) -> None:
+    try:
+        with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.",
+                                         delete=False) as temp:
+            json.dump(data, temp, indent=1, sort_keys=True)
+            temp.flush()
+            os.fsync(temp.fileno())
+        os.replace(temp.name, path)
+    except OSError as error:
+        with contextlib.suppress(OSError, NameError):
+            os.unlink(temp.name)
+        raise _cannot_save(path, error) from None
+
+
+def _cannot_save(path: Path, error: OSError) -> ProgressError:
+    return ProgressError(
+        f"your progress cannot be saved in {path}: {error.strerror or error}.",
+        hint="Free some disk space or fix the folder's permissions; or set "
+        "KIT_PROGRESS_FILE to a file you can write. The lesson itself still works.",
+    )
+
+
+def _learner() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "learner"
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")

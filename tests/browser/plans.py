@@ -1,0 +1,377 @@
+"""What to do in each lesson once Run All has finished: the table later lessons add a row to.
+
+Every lesson gets the default checks (``test_lessons_in_browser.py``): Run
+All from the menu, every cell executed, no error output, every widget
+output rendered, nothing broken on the page, no browser-console errors,
+and the kernel shut down from the Kernel menu taking its guests with it.
+
+The steps below are what a learner then does with the widgets.  Run All has
+already reached the lesson's last cell, which stops every guest
+(``kit.stop_all()``, ``lessonN.lesson.finish()``), so the steps start guests
+again from the page's own buttons: widgets stay live after their cells ran,
+so this works whatever the cells did, without running cells one at a time.
+Checkpoints and quiz answers are pressed after that, against the live guest.
+
+A row is a :class:`Plan`, a tuple of steps; a step is a small object with a
+``name`` that is called with the :class:`~tests.browser.notebook.LessonPage`.
+:class:`Screenshot` marks the lesson's most telling moment (saved only with
+``KIT_SCREENSHOTS=1``).
+"""
+
+from __future__ import annotations
+
+import platform
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from playwright.sync_api import Locator, expect
+
+from tests.browser.notebook import GUEST_TIMEOUT_MS, UI_TIMEOUT_MS, LessonPage
+
+DIAGRAM = ".kit-live-diagram"
+BOOT_TEXT = re.compile(r"Linux version|kit-init")
+CONSOLE_INPUT = "input[placeholder^='type a command']"
+Answer = str | Callable[[LessonPage], str]
+
+
+class Step(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    def __call__(self, lesson: LessonPage) -> None: ...
+
+
+# -- where things are on the page ---------------------------------------------------------
+
+
+def controls(lesson: LessonPage, index: int = 0) -> Locator:
+    """The ``index``-th widget output with a live diagram and a Start button.
+
+    A :class:`~kit.widgets.Dashboard`, or a guest panel beside a diagram.
+    """
+    return lesson.widget_outputs().filter(has=lesson.page.locator(DIAGRAM)).filter(
+        has=lesson.page.locator("button.widget-button", has_text="Start")).nth(index)
+
+
+def os_node(scope: Locator, guest: str) -> Locator:
+    """The guest-OS box of ``guest`` in the first diagram in ``scope`` (its id ends _os_NAME)."""
+    return scope.locator(f"{DIAGRAM} svg g.node[id$='_os_{guest}']").first
+
+
+def badge(scope: Locator) -> Locator:
+    return scope.locator("span[role='status']").first
+
+
+def widget_saying(lesson: LessonPage, text: str) -> Locator:
+    """The first widget output whose text contains ``text``."""
+    return lesson.widget_outputs().filter(has_text=text).first
+
+
+def innermost(scope: Locator, text: str) -> Locator:
+    """The innermost box in ``scope`` holding ``text`` (ancestors come first in the page)."""
+    return scope.locator(".widget-vbox").filter(has_text=text).last
+
+
+# -- steps ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Press:
+    """Press a guest panel's button; its badge and the diagram beside it follow.
+
+    The diagram's box of ``guest`` must change and then say ``word``: the SVG
+    the page shows is redrawn, not only the badge.
+    """
+
+    label: str  # as the panel shows it, e.g. "❚❚ Pause"
+    guest: str
+    word: str  # the state the badge and the diagram then show, e.g. "paused"
+    timeout_ms: float = UI_TIMEOUT_MS
+
+    @property
+    def name(self) -> str:
+        return f"press {self.label} for {self.guest}"
+
+    def __call__(self, lesson: LessonPage) -> None:
+        board = controls(lesson)
+        before = os_node(board, self.guest).text_content() or ""
+        assert self.word not in before, f"the diagram already says {self.word}: {before!r}"
+        lesson.click(board, self.label)
+        Shows(self.guest, self.word, self.timeout_ms)(lesson)
+
+
+@dataclass(frozen=True)
+class Shows:
+    """The first guest panel's badge and the diagram beside it say ``word`` for ``guest``."""
+
+    guest: str
+    word: str
+    timeout_ms: float = GUEST_TIMEOUT_MS
+
+    @property
+    def name(self) -> str:
+        return f"the diagram shows {self.guest} {self.word}"
+
+    def __call__(self, lesson: LessonPage) -> None:
+        board = controls(lesson)
+        expect(os_node(board, self.guest)).to_contain_text(self.word, timeout=self.timeout_ms)
+        expect(badge(board)).to_contain_text(self.word, timeout=self.timeout_ms)
+
+
+def start(guest: str) -> Press:
+    return Press("▶ Start", guest, "running", GUEST_TIMEOUT_MS)
+
+
+def pause(guest: str) -> Press:
+    return Press("❚❚ Pause", guest, "paused")
+
+
+def resume(guest: str) -> Press:
+    return Press("▶ Resume", guest, "running")
+
+
+def stop(guest: str) -> Press:
+    return Press("■ Stop", guest, "stopped", GUEST_TIMEOUT_MS)
+
+
+@dataclass(frozen=True)
+class ConsoleShows:
+    """The first console view shows ``pattern`` (by default, the guest's boot text)."""
+
+    pattern: re.Pattern[str] = BOOT_TEXT
+    name: str = "the console shows the boot"
+
+    def __call__(self, lesson: LessonPage) -> None:
+        console = lesson.widget_with(CONSOLE_INPUT)
+        screen = console.locator("pre").last
+        expect(screen).to_contain_text(self.pattern, timeout=GUEST_TIMEOUT_MS)
+
+
+@dataclass(frozen=True)
+class TypeOnConsole:
+    """Type a line into the first console view, press Enter, and see the guest's answer."""
+
+    line: str
+    expect_text: str
+    name: str = "type a command on the serial console"
+
+    def __call__(self, lesson: LessonPage) -> None:
+        console = lesson.widget_with(CONSOLE_INPUT)
+        field = console.locator(CONSOLE_INPUT).first
+        field.fill(self.line)
+        field.press("Enter")
+        expect(console.locator("pre").last).to_contain_text(self.expect_text,
+                                                            timeout=UI_TIMEOUT_MS)
+
+
+@dataclass(frozen=True)
+class Click:
+    """Click ``label`` in the widget that says ``where``; the widget then says ``expect_text``."""
+
+    where: str
+    label: str
+    expect_text: str | re.Pattern[str]
+    changes: bool = False  # and the widget's text must change (when it is not already new)
+    timeout_ms: float = GUEST_TIMEOUT_MS
+
+    @property
+    def name(self) -> str:
+        return f"click {self.label}"
+
+    def __call__(self, lesson: LessonPage) -> None:
+        widget = widget_saying(lesson, self.where)
+        before = widget.inner_text()
+        lesson.click(widget, self.label)
+        if self.changes:
+            expect(widget).not_to_have_text(before, timeout=self.timeout_ms)
+        expect(widget).to_contain_text(self.expect_text, timeout=self.timeout_ms)
+
+
+@dataclass(frozen=True)
+class SendCommand:
+    """Choose a command in an explorer (QMP or guest agent), send it, read the reply."""
+
+    heading: str  # text that tells the explorer apart, e.g. "QMP explorer"
+    command: str
+    button: str
+    expect_reply: str
+
+    @property
+    def name(self) -> str:
+        return f"send {self.command} from the {self.heading}"
+
+    def __call__(self, lesson: LessonPage) -> None:
+        explorer = widget_saying(lesson, self.heading)
+        explorer.locator("input[placeholder='choose or type a command']").first.fill(
+            self.command)
+        lesson.click(explorer, self.button)
+        reply = innermost(explorer, "reply").locator("pre").last
+        expect(reply).to_contain_text(self.expect_reply, timeout=UI_TIMEOUT_MS)
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """Type an answer (if the checkpoint asks one), press Check, read the new verdict.
+
+    ``answer`` is text, or a function reading it off the page as a learner
+    would.  The verdict must be a new one (each shows its try number).
+    """
+
+    title: str
+    expect_verdict: str = "✔ Passed"
+    answer: Answer | None = None
+
+    @property
+    def name(self) -> str:
+        return f"checkpoint '{self.title}': expect {self.expect_verdict}"
+
+    def __call__(self, lesson: LessonPage) -> None:
+        box = widget_saying(lesson, f"Checkpoint: {self.title}")
+        if self.answer is not None:
+            text = self.answer if isinstance(self.answer, str) else self.answer(lesson)
+            box.locator("input[placeholder='type your answer here']").fill(text)
+        before = box.inner_text()
+        lesson.click(box, "Check")
+        expect(box).not_to_have_text(before, timeout=GUEST_TIMEOUT_MS)
+        verdict = box.locator("div[role='status']").first
+        expect(verdict).to_contain_text(self.expect_verdict, timeout=GUEST_TIMEOUT_MS)
+
+
+@dataclass(frozen=True)
+class Quiz:
+    """Pick a choice of the question that says ``prompt``, press Answer, read the feedback."""
+
+    prompt: str
+    choice: str
+    expect_feedback: str = "✔ Right"
+
+    @property
+    def name(self) -> str:
+        return f"quiz '{self.prompt}': expect {self.expect_feedback}"
+
+    def __call__(self, lesson: LessonPage) -> None:
+        question = innermost(widget_saying(lesson, self.prompt), self.prompt)
+        question.locator("label", has_text=self.choice).first.click()
+        lesson.click(question, "Answer")
+        feedback = question.locator("div[role='status']").first
+        expect(feedback).to_contain_text(self.expect_feedback, timeout=UI_TIMEOUT_MS)
+        expect(feedback).to_contain_text(self.choice)
+
+
+@dataclass(frozen=True)
+class Screenshot:
+    """The lesson's most telling moment, for docs/screenshots/ (only with KIT_SCREENSHOTS=1).
+
+    ``focus`` picks the widget to scroll to the top of the view.
+    """
+
+    focus: Callable[[LessonPage], Locator] = controls
+    name: str = "screenshot"
+
+    def __call__(self, lesson: LessonPage) -> None:
+        lesson.document(self.focus(lesson))
+
+
+def telling_widget(lesson: LessonPage) -> Locator:
+    """For a lesson without a row: its first live diagram, else its first widget, else its top."""
+    for candidate in (lesson.widget_outputs().filter(has=lesson.page.locator(DIAGRAM)),
+                      lesson.widget_outputs()):
+        if candidate.count():
+            return candidate.first
+    return lesson.notebook.locator(".jp-Cell").first
+
+
+# -- answers read off the page, as a learner would ------------------------------------------
+
+
+def guest_kernel_release(lesson: LessonPage) -> str:
+    """The release in the guest's boot log, as the page prints it ("Linux version X ...")."""
+    found = re.search(r"Linux version (\S+)", lesson.notebook.inner_text())
+    assert found, "the page shows no 'Linux version' line to read the kernel release from"
+    return found.group(1)
+
+
+def qemu_pid_shown(lesson: LessonPage) -> str:
+    """The QEMU process id a guest panel shows in its details line."""
+    found = re.search(r"QEMU process id (\d+)", controls(lesson).inner_text())
+    assert found, "the guest panel shows no QEMU process id"
+    return found.group(1)
+
+
+def host_kernel_release(_: LessonPage) -> str:
+    return platform.release()
+
+
+# -- the table -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to click in one lesson after Run All.
+
+    ``guests_at_end``: a guest still runs after the steps, so shutting the
+    kernel down from the browser must end at least one QEMU.
+    ``expect_widgets``: the lesson displays at least one widget.
+    """
+
+    steps: tuple[Step, ...] = ()
+    guests_at_end: bool = False
+    expect_widgets: bool = True
+
+
+PLANS: dict[str, Plan] = {
+    "00-welcome": Plan(
+        steps=(
+            Click("Is this machine ready?", "Boot my first guest", "is running"),
+            Shows("first", "running"),
+            ConsoleShows(),
+            Checkpoint("Your first guest is running"),
+            TypeOnConsole("echo hello > /tmp/note.txt; echo note-$((6*7))", "note-42"),
+            Checkpoint("Leave a note inside the guest"),
+            Checkpoint("Freeze the whole machine", expect_verdict="✖ Not yet"),
+            pause("first"),
+            Checkpoint("Freeze the whole machine"),
+            Screenshot(lambda lesson: controls(lesson, 1)),
+            Quiz("Where does the guest you booted actually run?",
+                 "On a separate physical machine", expect_feedback="✖ Not quite"),
+            Quiz("Where does the guest you booted actually run?", "Inside a QEMU process"),
+            resume("first"),
+        ),
+        guests_at_end=True,
+    ),
+    "01-what-is-a-vm": Plan(
+        steps=(
+            start("mine"),
+            Checkpoint("Whose kernel is it?", "✖ Not yet", answer=host_kernel_release),
+            Checkpoint("Whose kernel is it?", answer=guest_kernel_release),
+            Checkpoint("Find the machine among the host's processes", answer=qemu_pid_shown),
+            Click("Inside guest mine vs outside", "Ask both again", "outside: the host",
+                  changes=True),
+            Screenshot(lambda lesson: widget_saying(lesson, "Inside guest mine vs outside")),
+            Quiz("Seen from the host, what is the whole virtual machine?",
+                 "One ordinary process (QEMU)"),
+        ),
+        guests_at_end=True,
+    ),
+    "widgets-tour": Plan(
+        steps=(
+            start("tour"),
+            ConsoleShows(),
+            pause("tour"),
+            Screenshot(),
+            resume("tour"),
+            TypeOnConsole("echo kit-$((6*7))", "kit-42"),
+            SendCommand("QMP explorer", "query-status", "send to QEMU", '"running"'),
+            SendCommand("Guest agent explorer", "guest-get-osinfo", "send to the guest agent",
+                        '"kernel-release"'),
+        ),
+        guests_at_end=True,
+    ),
+}
+DEFAULT_PLAN = Plan(steps=(Screenshot(telling_widget),))
+
+
+def plan_for(lesson_stem: str) -> Plan:
+    return PLANS.get(lesson_stem, DEFAULT_PLAN)

@@ -1,0 +1,31 @@
+"""The course's list of lessons: one place, lessons 0 to 8, later ones "coming"."""
+
+from __future__ import annotations
+
+import pytest
+
+from kit.errors import InvalidInput
+from kit.lesson import catalog
+
+
+def test_lessons_0_to_8_in_order_with_files_and_times() -> None:
+    assert [info.number for info in catalog.LESSONS] == list(range(9))
+    for info in catalog.LESSONS:
+        assert info.file.startswith(f"{info.number:02d}-") and info.file.endswith(".ipynb")
+        assert 5 <= info.minutes <= 90 and info.title
+
+
+def test_the_lessons_written_so_far_are_available() -> None:
+    assert catalog.lesson_info(0).available
+    assert catalog.lesson_info(1).available
+
+
+def test_every_notebook_in_lessons_is_in_the_catalog() -> None:
+    listed = {info.file for info in catalog.LESSONS}
+    numbered = {p.name for p in catalog.lessons_dir().glob("[0-9][0-9]-*.ipynb")}
+    assert numbered <= listed, f"add these to kit/lesson/catalog.py: {numbered - listed}"
+
+
+def test_an_unknown_lesson_is_refused_in_words() -> None:
+    with pytest.raises(InvalidInput, match="no lesson 42"):
+        catalog.lesson_info(42)

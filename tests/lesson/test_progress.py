@@ -1,0 +1,119 @@
+"""Progress: per learner, in one JSON file, safe against concurrent and broken writes."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+from kit.lesson import progress
+
+
+def test_no_file_means_nothing_started(progress_file: Path) -> None:
+    assert not progress_file.exists()
+    assert progress.lesson_progress(3).status == "not started"
+    assert progress.all_progress() == {}
+
+
+def test_the_file_follows_the_environment(progress_file: Path) -> None:
+    assert progress.progress_file() == progress_file
+
+
+def test_default_place_is_under_the_users_data_folder(monkeypatch: pytest.MonkeyPatch,
+                                                       tmp_path: Path) -> None:
+    monkeypatch.delenv("KIT_PROGRESS_FILE")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    assert progress.progress_file() == tmp_path / "kit" / "progress.json"
+    monkeypatch.delenv("XDG_DATA_HOME")
+    assert progress.progress_file() == Path.home() / ".local/share/kit/progress.json"
+
+
+def test_a_lesson_goes_from_opened_to_done(progress_file: Path) -> None:
+    progress.record_opened(1, ["a", "b"], ["q1"])
+    assert progress.lesson_progress(1).status == "in progress"
+    progress.record_checkpoint(1, "a", passed=False)
+    progress.record_checkpoint(1, "a", passed=True)
+    progress.record_checkpoint(1, "a", passed=False)  # a later failure keeps the pass
+    progress.record_checkpoint(1, "b", passed=True)
+    progress.record_answer(1, "q1", 0, correct=False)
+    progress.record_answer(1, "q1", 2, correct=True)
+    progress.record_finished(1)
+    done = progress.lesson_progress(1)
+    assert done.status == "done" and done.finished
+    assert set(done.passed) == {"a", "b"} and done.tries["a"] == 3
+    assert done.answers["q1"] == progress.Answer(choice=2, correct=True, tries=2)
+    assert done.correct_answers == 1
+    data = json.loads(progress_file.read_text())
+    assert data["format"] == progress.FORMAT and data["learner"]
+
+
+def test_reset_forgets_one_lesson_or_all() -> None:
+    progress.record_checkpoint(1, "a", passed=True)
+    progress.record_checkpoint(2, "b", passed=True)
+    progress.reset(1)
+    assert set(progress.all_progress()) == {2}
+    progress.reset()
+    assert progress.all_progress() == {}
+
+
+def test_writes_leave_no_temporary_files(progress_file: Path) -> None:
+    for i in range(5):
+        progress.record_checkpoint(0, f"c{i}", passed=True)
+    leftovers = {p.name for p in progress_file.parent.iterdir()} - {
+        progress_file.name, progress_file.name + ".lock"}
+    assert leftovers == set()
+
+
+def test_a_broken_file_is_set_aside_not_lost(progress_file: Path) -> None:
+    progress_file.write_text('{"lessons": {"1": ')  # a write cut short
+    with pytest.warns(UserWarning, match="set aside"):
+        assert progress.lesson_progress(1).status == "not started"
+    kept = list(progress_file.parent.glob("progress.json.broken-*"))
+    assert len(kept) == 1 and kept[0].read_text().startswith('{"lessons"')
+    progress.record_checkpoint(1, "a", passed=True)
+    assert progress.lesson_progress(1).passed == ("a",)
+
+
+def test_an_unwritable_place_says_so_in_words(monkeypatch: pytest.MonkeyPatch,
+                                               tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("KIT_PROGRESS_FILE", str(blocker / "progress.json"))
+    with pytest.raises(progress.ProgressError, match="cannot be saved") as caught:
+        progress.record_checkpoint(1, "a", passed=True)
+    assert "KIT_PROGRESS_FILE" in (caught.value.hint or "")
+
+
+def test_threads_recording_at_once_lose_nothing() -> None:
+    def record(n: int) -> None:
+        for i in range(10):
+            progress.record_checkpoint(4, f"t{n}-{i}", passed=True)
+
+    threads = [threading.Thread(target=record, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(progress.lesson_progress(4).passed) == 40
+
+
+def _record_in_another_process(path: str, n: int) -> None:
+    os.environ["KIT_PROGRESS_FILE"] = path
+    for i in range(10):
+        progress.record_answer(5, f"p{n}-{i}", 0, correct=True)
+
+
+def test_two_notebooks_recording_at_once_lose_nothing(progress_file: Path) -> None:
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_record_in_another_process,
+                               args=(str(progress_file), n)) for n in range(3)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+        assert worker.exitcode == 0
+    assert len(progress.lesson_progress(5).answers) == 30
