@@ -3,6 +3,10 @@
 #
 #   ./setup.sh            set up only
 #   ./setup.sh lab        set up, then open JupyterLab on lessons/
+#   ./setup.sh control-room
+#                         set up, then serve the instructor control room
+#                         (lessons/control-room.ipynb) alone with Voila, on
+#                         http://127.0.0.1:8866/ (this machine only)
 #   ./setup.sh test [ARGS...]
 #                         set up, then run the test suite (ARGS go to pytest)
 #
@@ -30,6 +34,7 @@ set -euo pipefail
 # chromium for the browser tests, qemu-system-arm for the aarch64 guests).
 KIT_DEFAULT_APT_PACKAGES=(
     qemu-system-x86   # qemu-system-x86_64: the hypervisor
+    qemu-system-arm   # qemu-system-aarch64: the aarch64 guest of lesson 2
     qemu-utils        # qemu-img
     graphviz          # dot, for the diagrams
     busybox-static    # the guest's userland
@@ -159,6 +164,7 @@ step_system_packages() {
     mapfile -t missing < <(missing_packages "${wanted[@]}")
     if ((${#missing[@]} == 0)); then
         say "system packages: all ${#wanted[@]} installed"
+        add_guest_architecture
         return 0
     fi
     if ((EUID != 0)); then
@@ -172,8 +178,23 @@ step_system_packages() {
     fi
     say "installing system packages: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
+    add_guest_architecture
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+# The aarch64 guest's programs come from arm64 packages, downloaded into the
+# kit's cache and never installed (kit/foreign.py): apt must know that
+# architecture.  Adds it once (with an apt-get update) when run as root.
+add_guest_architecture() {
+    dpkg --print-foreign-architectures 2>/dev/null | grep -qx arm64 && return 0
+    if ((EUID != 0)); then
+        warn "the aarch64 guest needs: sudo dpkg --add-architecture arm64 && sudo apt-get update"
+        return 0
+    fi
+    say "adding the arm64 architecture to apt (packages for the aarch64 guest)"
+    dpkg --add-architecture arm64
+    apt-get update -qq
 }
 
 # Succeed if the Python given as $1 runs and is at least MIN_PYTHON.
@@ -246,6 +267,10 @@ step_image() {
     say "preparing the guest image (built once, then cached)"
     (cd "$root" && .venv/bin/python -m kit image) ||
         die "the guest image could not be built (see the messages above)."
+    # Lesson 2's aarch64 guest: optional, so a failure only warns (the lesson
+    # then says why it has no aarch64 guest).
+    (cd "$root" && .venv/bin/python -m kit image --arch aarch64) ||
+        warn "no aarch64 guest image (see above); lesson 2 will show why."
 }
 
 step_doctor() {
@@ -277,6 +302,9 @@ usage() {
     cat <<'EOF'
 usage: ./setup.sh            set up the kit
        ./setup.sh lab        set up, then open JupyterLab on lessons/
+       ./setup.sh control-room
+                             set up, then serve the instructor control room
+                             on http://127.0.0.1:8866/ (Voila)
        ./setup.sh test [ARGS...]
                              set up, then run the tests (ARGS go to pytest)
 EOF
@@ -285,7 +313,7 @@ EOF
 main() {
     local mode="${1:-setup}"
     case "$mode" in
-        setup | lab | test) ;;
+        setup | lab | test | control-room) ;;
         -h | --help | help) usage; return 0 ;;
         *) usage >&2; return 2 ;;
     esac
@@ -315,6 +343,16 @@ main() {
             mapfile -t args < <(jupyter_lab_args "$root" "$EUID")
             say "opening JupyterLab on lessons/ (stop it with Ctrl-C)"
             exec "$root/.venv/bin/jupyter" lab "${args[@]}"
+            ;;
+        control-room)
+            # Voila runs the notebook in a kernel of its own and serves only its
+            # outputs (no code cells), on 127.0.0.1 alone, behind a token (other
+            # users of a shared server could otherwise press its stop buttons);
+            # Ctrl-C stops it and its kernel, and with the kernel every guest it
+            # started.  Open the URL with ?token=... that Voila prints.
+            say "serving the control room on http://127.0.0.1:8866/ (stop it with Ctrl-C)"
+            exec "$root/.venv/bin/voila" "$root/lessons/control-room.ipynb" --no-browser \
+                --port 8866 --Voila.ip=127.0.0.1 --token
             ;;
         test)
             say "running the tests"

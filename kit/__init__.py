@@ -9,10 +9,15 @@ The whole lesson-facing surface is here::
     g.qmp("query-status")     # the hypervisor, through QMP
     g.console.text()          # the serial console since its first byte
     g.pause(); g.resume(); g.reboot(); g.stop()
+    g.open_forward(8080, 80); g.open_share(); kit.Link(a, b).up()   # doors
     kit.guests(); kit.stop_all(); kit.host()
     kit.raise_recorded_errors()  # errors from widget callbacks, raised at last
+    kit.stopwatch.measure_boots(3)            # a boot split into phases (lesson 7)
+    with kit.containers.Container("c1") as c: c.run("uname -r")   # no kernel (lesson 8)
 """
 
+from kit import containers, stopwatch
+from kit.doors import Link
 from kit.errors import (
     AgentError,
     BootTimeout,
@@ -45,12 +50,15 @@ __all__ = [
     "InvalidInput",
     "KitError",
     "LaunchError",
+    "Link",
     "NameInUse",
     "QMPError",
     "RunResult",
     "SetupError",
+    "containers",
     "guests",
     "host",
     "raise_recorded_errors",
     "stop_all",
+    "stopwatch",
 ]

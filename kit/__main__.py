@@ -15,6 +15,9 @@ def main(argv: list[str] | None = None) -> int:
     image = commands.add_parser("image", help="build the guest image if it is not cached")
     image.add_argument("--arch", default="x86_64")
     image.add_argument("--rebuild", action="store_true", help="build even if cached")
+    image.add_argument("--kernel", choices=("auto", "debian"), default=None,
+                       help="auto: the kit's own kernel where it can be built (default); "
+                            "debian: Debian's ready-made kernel")
     commands.add_parser("doctor", help="check that this machine can run the kit")
     commands.add_parser("host", help="print the host's facts as JSON")
     args = parser.parse_args(argv)
@@ -30,7 +33,7 @@ def _run(args: argparse.Namespace) -> int:
         from kit import images
 
         build = images.build_image if args.rebuild else images.ensure_image
-        image = build(args.arch, progress=images.print_progress)
+        image = build(args.arch, progress=images.print_progress, kernel=args.kernel)
         print(f"guest image ready: {image.kernel.parent} ({image.size_bytes / 2**20:.1f} MiB)")
         print(f"guests boot {image.kernel_summary()}")
         return 0

@@ -28,7 +28,7 @@ from typing import Any
 from qemu.qmp import ExecuteError, QMPClient
 from qemu.qmp.error import QMPError as _LibraryQMPError
 
-from kit import _loop, images, infrastructure, limits, paths, qemu, registry, validate
+from kit import _loop, doors, images, infrastructure, limits, paths, qemu, registry, validate
 from kit.console import Console
 from kit.errors import (
     AgentError,
@@ -81,19 +81,25 @@ class Guest:
         *,
         arch: str = "x86_64",
         replace: bool = False,
-        boot_timeout: float = DEFAULT_BOOT_TIMEOUT_S,
+        boot_timeout: float | None = None,  # None: the architecture's default
         kernel_args: Sequence[str] = (),
+        shared_folder: str | os.PathLike[str] | None = None,
+        shared_writable: bool = False,
+        kernel: str | None = None,  # "auto" (the kit's own if built) or "debian"
     ) -> None:
         self.name = validate.check_name(name)
+        self.kernel = images.kernel_choice(kernel)
         self.cpus = validate.check_cpus(cpus)
         self.forwards = validate.check_forwards(forwards)
         self.arch = validate.check_choice("arch", arch, images.supported_arches())
-        image = images.find_image(arch)
+        image = images.find_image(arch, self.kernel)
         minimum = image.min_memory_mb if image else 0
         self.memory_mb = validate.check_memory(memory_mb, minimum)
         self.replace = replace
-        self.boot_timeout = validate.check_timeout(boot_timeout)
+        self.boot_timeout = validate.check_timeout(
+            boot_timeout if boot_timeout is not None else default_boot_timeout(self.arch))
         self.kernel_args = validate.check_kernel_args(kernel_args)
+        self._doors = doors.Doors(self, shared_folder, shared_writable)
         self.console = Console()
         self.accelerator: infrastructure.Accelerator | None = None
         self.command: list[str] = []
@@ -147,16 +153,18 @@ class Guest:
                 hint="Stop it first (g.stop()), or make a new kit.Guest.",
             )
         self._check_name_free()
-        self._image = _require_image(self.arch)
+        self._image = _require_image(self.arch, self.kernel)
         validate.check_memory(self.memory_mb, self._image.min_memory_mb)
         validate.check_host_ports_free(list(self.forwards))
+        self._doors.check_before_start()
         limits.check_room_for(self.name, self.memory_mb)
-        self.accelerator = infrastructure.accelerator()
+        self.accelerator = infrastructure.accelerator_for(self.arch)
         self._take_name()
         self._reset_for_start()
         registry.add(self)
         try:
             _loop.call(self._launch(), timeout=30)
+            self._doors.after_launch()
             _loop.call(self._wait_ready(1), timeout=self.boot_timeout + 10)
         except BaseException:
             self.kill()
@@ -234,6 +242,47 @@ class Guest:
         except Exception:
             self.kill()
 
+    # -- doors (kit.doors): where data crosses between guest and host -------------
+
+    def open_forward(self, host_port: int, guest_port: int) -> None:
+        """Open host ``127.0.0.1:host_port`` to ``guest_port`` in the guest, live."""
+        self._doors.open_forward(host_port, guest_port)
+
+    def close_forward(self, host_port: int) -> None:
+        """Close the forward from ``host_port``, live."""
+        self._doors.close_forward(host_port)
+
+    def open_share(self) -> None:
+        """Mount the shared folder in the guest at /mnt/share (read-only unless writable)."""
+        self._doors.open_share()
+
+    def close_share(self) -> None:
+        """Unmount the shared folder in the guest."""
+        self._doors.close_share()
+
+    @property
+    def share_open(self) -> bool:
+        return self._doors.share_open
+
+    @property
+    def shared_folder(self) -> Path | None:
+        """The host folder declared for sharing (symlinks resolved), open or not."""
+        return self._doors.folder
+
+    @property
+    def shared_writable(self) -> bool:
+        return self._doors.writable
+
+    @property
+    def shared_folders(self) -> tuple[Any, ...]:
+        """The open shared folders, as :class:`kit.snapshot.SharedFolder` pictures."""
+        return self._doors.shared_folders()
+
+    @property
+    def links(self) -> tuple[Any, ...]:
+        """This guest's links, as :class:`kit.snapshot.Link` pictures."""
+        return doors.links_of(self)
+
     # -- talking to the two layers ---------------------------------------------
 
     def qmp(self, command: str, arguments: Mapping[str, Any] | None = None,
@@ -274,8 +323,10 @@ class Guest:
         fds = qemu.ChannelFds(*(theirs.fileno() for _, theirs in pairs))
         spec = qemu.MachineSpec(
             name=self.name, image=self._image, memory_mb=self.memory_mb, cpus=self.cpus,
-            accel=self.accelerator.name, forwards=self.forwards, kernel_args=self.kernel_args,
+            accel=self.accelerator.name, forwards=self.forwards,
+            kernel_args=(*self.kernel_args, *self._doors.kernel_args()),
             pidfile=self._rundir / "qemu.pid",
+            share=self._doors.share_spec(), links=self._doors.link_nics(),
         )
         self.command = qemu.build_command(spec, fds)
         self._set_state("booting")
@@ -559,6 +610,7 @@ class Guest:
                 self._not_running.clear()
             else:
                 self._not_running.set()
+            self._doors.on_state(state)
             registry.announce(self, state)
 
     def _require_state(self, action: str, *allowed: str) -> None:
@@ -641,12 +693,19 @@ _STATE_HINTS = {
 }
 
 
-def _require_image(arch: str) -> images.GuestImage:
-    image = images.find_image(arch)
+def default_boot_timeout(arch: str) -> float:
+    """The recipe's boot timeout for ``arch`` (longer for an emulated architecture)."""
+    return images.load_recipe(arch).boot_timeout_s or DEFAULT_BOOT_TIMEOUT_S
+
+
+def _require_image(arch: str, kernel: str) -> images.GuestImage:
+    image = images.find_image(arch, kernel)
     if image is None:
+        option = "" if kernel == "auto" else f" --kernel {kernel}"
         raise ImageError(
-            f"the {arch} guest image is not built yet.",
-            hint="Build it once with: python -m kit image   (or run ./setup.sh)",
+            f"the {arch} guest image ({kernel} kernel) is not built yet.",
+            hint=f"Build it once with: python -m kit image --arch {arch}{option}"
+                 "   (or run ./setup.sh)",
         )
     return image
 

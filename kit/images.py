@@ -48,8 +48,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from kit import foreign, paths
 from kit import kernel as kit_kernel
-from kit import paths
 from kit.cpio import Archive
 from kit.errors import ImageError
 
@@ -144,6 +144,12 @@ class Recipe:
     programs: tuple[Program, ...]
     files: tuple[RecipeFile, ...]
     dirs: tuple[str, ...]
+    # A guest of another architecture: its machine type, its programs taken
+    # from its own architecture's packages (kit.foreign), and a longer boot
+    # timeout, since every instruction is translated.
+    machine: str = "q35"
+    foreign_programs: tuple[foreign.ForeignProgram, ...] = ()
+    boot_timeout_s: float | None = None
 
     @property
     def kernel_cmdline(self) -> str:
@@ -202,13 +208,19 @@ def _recipe_from_tables(
         modules=tuple(str(name) for name in table["modules"]),
         programs=tuple(
             Program(Path(item["host"]), str(item["guest"]), str(item["package"]))
-            for item in table["programs"]
+            for item in table.get("programs", [])
         ),
         files=tuple(
             RecipeFile(root / source, str(spec["to"]), spec.get("mode"))
             for source, spec in data["files"].items()
         ),
         dirs=tuple(str(path) for path in data.get("dirs", [])),
+        machine=str(table.get("machine", "q35")),
+        foreign_programs=tuple(
+            foreign.ForeignProgram(str(item["package"]), str(item["path"]), str(item["guest"]))
+            for item in table.get("foreign_programs", [])
+        ),
+        boot_timeout_s=float(table["boot_timeout_s"]) if "boot_timeout_s" in table else None,
     )
 
 
@@ -503,6 +515,7 @@ def _build(
 ) -> GuestImage:
     started = time.monotonic()
     boot = _choose_kernel(recipe, choice, report, retry_kernel)
+    files = [*files, *_foreign_files(recipe, _scaled(report, 0.5, 0.75))]
     report("packing the initramfs", 0.75)
     archive = assemble(boot.recipe, files, boot.files)
     report("writing the image to the cache", 0.9)
@@ -537,7 +550,7 @@ class BootKernel:
 
 def _choose_kernel(recipe: Recipe, choice: str, report: Progress, retry: bool) -> BootKernel:
     """The kit's kernel if wanted and possible, else Debian's with the reason."""
-    if choice == "debian":
+    if choice == "debian" or not _has_kit_kernel(recipe.arch):
         return _debian_kernel(recipe, report)
     krecipe = kit_kernel.load_recipe(recipe.arch)
     reason = kit_kernel.obstacle(krecipe)
@@ -548,6 +561,25 @@ def _choose_kernel(recipe: Recipe, choice: str, report: Progress, retry: bool) -
     except ImageError as error:
         return _fall_back(recipe, report, error.message, retry_later=False)
     return _kit_boot_kernel(recipe, krecipe, built)
+
+
+def _has_kit_kernel(arch: str) -> bool:
+    """Whether the kit's kernel recipe covers ``arch`` (aarch64 guests use Debian's)."""
+    try:
+        kit_kernel.load_recipe(arch)
+    except ImageError as error:
+        return "no architecture" not in error.message
+    return True
+
+
+def _foreign_files(recipe: Recipe, report: Progress) -> list[HostFile]:
+    """The recipe's programs for another architecture, with their libraries.
+
+    Their package versions are not in the cache key, like the kernel's: the
+    manifest lists the files, and a rebuild picks up newer packages.
+    """
+    found = foreign.image_files(recipe.foreign_programs, recipe.deb_architecture, report)
+    return [HostFile(item.source, item.guest, _sha256(item.source)) for item in found]
 
 
 def _fall_back(recipe: Recipe, report: Progress, reason: str, *, retry_later: bool) -> BootKernel:
@@ -594,7 +626,7 @@ def _debian_kernel(recipe: Recipe, report: Progress) -> BootKernel:
         recipe=recipe,
         files=kernel,
         source="debian",
-        machine="q35",
+        machine=recipe.machine,
         cmdline=recipe.kernel_cmdline,
         min_memory_mb=recipe.min_memory_mb,
         details={

@@ -120,6 +120,16 @@ def qemu_version(name: str = "qemu-system-x86_64") -> str:
 _verdict: Accelerator | None = None
 
 
+def accelerator_for(arch: str) -> Accelerator:
+    """The accelerator a guest of ``arch`` gets: KVM runs only the host's own architecture."""
+    if arch == platform.machine():
+        return accelerator()
+    return Accelerator("tcg", accelerator().kvm,
+                       f"a {arch} guest on this {platform.machine()} host: its instructions "
+                       "must be translated in software (TCG); KVM only runs guests of the "
+                       "host's own architecture.")
+
+
 def accelerator() -> Accelerator:
     """KVM if a probe guest really boots under it, else TCG; cached until reboot."""
     global _verdict

@@ -3,7 +3,8 @@
 Pure: no process is started here, so the command can be tested without QEMU
 and shown to learners exactly as it will run (:func:`show`).  The one thing
 read from the host is its TSC rate (:mod:`kit.hostclock`), for guests on
-``microvm`` under TCG.  The three
+``microvm`` under TCG, and (asked once) whether QEMU has its seccomp
+sandbox.  The three
 channels to the guest (QMP, the serial console, the guest agent) are sockets
 the kit has already connected, handed to QEMU as inherited file descriptors:
 nothing listens on a path, so nothing can race or eavesdrop, and no byte of
@@ -12,7 +13,10 @@ boot output is lost before the kit is reading.
 
 from __future__ import annotations
 
+import functools
+import platform
 import shlex
+import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +56,25 @@ class ChannelFds:
 
 
 @dataclass(frozen=True)
+class ShareSpec:
+    """A host folder the guest may mount over 9p; read-only unless ``writable``."""
+
+    host_path: Path
+    writable: bool = False
+    tag: str = "share"
+
+
+@dataclass(frozen=True)
+class LinkNic:
+    """A further network card, cabled to another guest's by UDP on 127.0.0.1."""
+
+    id: str
+    local_port: int
+    remote_port: int
+    mac: str
+
+
+@dataclass(frozen=True)
 class MachineSpec:
     """Everything that decides one guest's QEMU command line."""
 
@@ -66,6 +89,11 @@ class MachineSpec:
     # The host's TSC rate, for microvm guests under TCG; measured (and cached)
     # unless given.
     tsc_khz: int | None = field(default_factory=hostclock.tsc_khz)
+    # QEMU's seccomp sandbox (:data:`SANDBOX`); None: on when the binary has it.
+    sandbox: bool | None = None
+    # Doors (:mod:`kit.doors`): a host folder for the guest, cables to other guests.
+    share: ShareSpec | None = None
+    links: tuple[LinkNic, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -86,6 +114,8 @@ class Profile:
     pvpanic: str
     tb_size_mb: int
     free_page_reporting: bool
+    cpu: str = ""  # the CPU model under TCG; "" for QEMU's default (or max on microvm)
+    arch: str = "x86_64"  # the guest's architecture: KVM only where the host's is the same
 
 
 # tb-size is TCG's translation cache.  The kit kernel's boot fills about 16 MB
@@ -94,7 +124,16 @@ class Profile:
 PROFILES = {
     "q35": Profile("q35", "q35", "pci", "pvpanic-pci", 64, False),
     "microvm": Profile("microvm", "microvm,acpi=on,rtc=on", "device", "pvpanic", 16, True),
+    # A 64-bit ARM board for aarch64 guests, always emulated on an x86 host.
+    # cortex-a57 rather than max: max has pointer authentication, which TCG
+    # emulates slowly.  No pvpanic: Debian's cloud arm64 kernel has no driver.
+    "virt": Profile("virt", "virt", "pci", "", 64, False, cpu="cortex-a57", arch="aarch64"),
 }
+
+
+def uses_kvm(spec: MachineSpec, chosen: Profile) -> bool:
+    """KVM only when asked for and the guest's architecture is the host's own."""
+    return spec.accel == "kvm" and chosen.arch == platform.machine()
 
 
 def profile(spec: MachineSpec) -> Profile:
@@ -133,10 +172,42 @@ def qemu_command(spec: MachineSpec, fds: ChannelFds) -> list[str]:
         *_boot_args(spec, chosen),
         *_channel_args(fds, chosen),
         *_network_args(spec.forwards, chosen),
+        *_share_args(spec.share, chosen),
+        *_link_args(spec.links, chosen),
         *_crash_args(chosen),
         *_memory_args(chosen),
+        *_sandbox_args(spec),
         *(["-pidfile", str(spec.pidfile)] if spec.pidfile else []),
     ]
+
+
+# QEMU's seccomp filter: no obsolete system calls, no setuid/setgid, no new
+# processes or programs, no changing priorities or CPU affinity.  QEMU runs as
+# the learner; a guest that escaped into it could then do even less.
+SANDBOX = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"
+
+
+def _sandbox_args(spec: MachineSpec) -> list[str]:
+    wanted = spec.sandbox
+    if wanted is None:
+        wanted = sandbox_supported(spec.image.qemu_binary)
+    return ["-sandbox", SANDBOX] if wanted else []
+
+
+@functools.cache
+def sandbox_supported(binary: str) -> bool:
+    """Whether ``binary`` was built with seccomp (Debian's is); asked once per binary.
+
+    The one process this module starts: ``-sandbox`` is parsed before
+    ``-version`` exits, so a QEMU without seccomp (or one that does not know a
+    flag of :data:`SANDBOX`) fails here instead of at a guest's start.
+    """
+    try:
+        done = subprocess.run([binary, "-sandbox", SANDBOX, "-version"],
+                              capture_output=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return done.returncode == 0
 
 
 def show(command: list[str]) -> str:
@@ -145,7 +216,7 @@ def show(command: list[str]) -> str:
 
 
 def _machine_args(spec: MachineSpec, chosen: Profile) -> list[str]:
-    accel = "kvm" if spec.accel == "kvm" else f"tcg,tb-size={chosen.tb_size_mb}"
+    accel = "kvm" if uses_kvm(spec, chosen) else f"tcg,tb-size={chosen.tb_size_mb}"
     return [
         "-name", f"{spec.name},process=qemu-{spec.name},debug-threads=on",
         "-machine", chosen.machine,
@@ -165,8 +236,10 @@ def _cpu_args(spec: MachineSpec, chosen: Profile) -> list[str]:
     than with the default qemu64 model (the kernel and the C library choose
     other code, such as string instructions, for a CPU with more features).
     """
-    if spec.accel == "kvm":
+    if uses_kvm(spec, chosen):
         return ["-cpu", "host"]
+    if chosen.cpu:
+        return ["-cpu", chosen.cpu]
     return ["-cpu", "max"] if chosen.name == "microvm" else []
 
 
@@ -212,9 +285,44 @@ def _network_args(forwards: Mapping[int, int], chosen: Profile) -> list[str]:
     ]
 
 
+def _share_args(share: ShareSpec | None, chosen: Profile) -> list[str]:
+    """A 9p file server inside QEMU for one host folder (``readonly=on`` unless writable).
+
+    ``security_model=none``: files keep the learner's own owner and modes.  A
+    comma in the path is doubled, as QEMU's option syntax wants.
+    """
+    if share is None:
+        return []
+    path = str(share.host_path).replace(",", ",,")
+    readonly = "" if share.writable else ",readonly=on"
+    return [
+        "-fsdev", f"local,id=fs0,path={path},security_model=none{readonly}",
+        "-device", f"virtio-9p-{chosen.virtio_suffix},fsdev=fs0,mount_tag={share.tag}",
+    ]
+
+
+def _link_args(links: tuple[LinkNic, ...], chosen: Profile) -> list[str]:
+    """One card per link, after the user-network card, so that card stays eth0.
+
+    Each side sends its frames as UDP datagrams to the other side's port: no
+    side listens for the other, so the two guests may start in any order.
+    """
+    args: list[str] = []
+    for nic in links:
+        args += [
+            "-netdev", f"socket,id={nic.id},udp=127.0.0.1:{nic.remote_port},"
+            f"localaddr=127.0.0.1:{nic.local_port}",
+            "-device", f"virtio-net-{chosen.virtio_suffix},netdev={nic.id},id={nic.id}-nic,"
+            f"mac={nic.mac}",
+        ]
+    return args
+
+
 def _crash_args(chosen: Profile) -> list[str]:
     # With a pvpanic device the guest kernel tells the hypervisor it crashed;
     # QEMU then pauses it and reports GUEST_PANICKED instead of rebooting.
+    if not chosen.pvpanic:
+        return []
     return ["-device", chosen.pvpanic, "-action", "panic=pause"]
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import psutil
 
-from kit import infrastructure, registry
+from kit import apps, infrastructure, registry
 from kit.guest import Guest
 
 
@@ -114,8 +114,7 @@ def guest_snapshot(guest: Guest) -> GuestSnapshot:
 def _services(guest: Guest) -> list[Service]:
     """The applications the guest image runs, with the host ports forwarded to them."""
     by_guest_port = {guest_port: host_port for host_port, guest_port in guest.forwards.items()}
-    known = {80: WEB_SERVER}
-    known.update(getattr(guest, "services", {}))
+    known = apps.services(guest)  # the image's web server + API, and any the guest adds
     return [Service(name, port, by_guest_port.get(port)) for port, name in sorted(known.items())]
 
 

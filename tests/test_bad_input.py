@@ -15,7 +15,7 @@ import pytest
 
 import kit
 from kit import images, paths
-from tests.conftest import our_qemu_pids
+from tests.conftest import free_port, our_qemu_pids
 
 Action = Callable[[], object]
 
@@ -73,6 +73,20 @@ CONSTRUCTION = [
          "kernel command line"),
     Case("kernel arg with a quote", guest(kernel_args=['x="1"']), kit.InvalidInput,
          "kernel command line"),
+    Case("share the whole disk", guest(shared_folder="/"), kit.InvalidInput, "whole home"),
+    Case("share the home folder", guest(shared_folder="~"), kit.InvalidInput, "whole home"),
+    Case("share a system folder", guest(shared_folder="/etc"), kit.InvalidInput,
+         "system folder"),
+    Case("share a folder that is not there", guest(shared_folder="/no/such/dir"),
+         kit.InvalidInput, "does not exist"),
+    Case("share a file", guest(shared_folder="/etc/hostname"), kit.InvalidInput,
+         "not a folder"),
+    Case("shared_writable as text", guest(shared_folder="/tmp", shared_writable="yes"),
+         kit.InvalidInput, "True or False"),
+    Case("link a guest to itself", lambda: (lambda g: kit.Link(g, g))(kit.Guest("bad")),
+         kit.InvalidInput, "to itself"),
+    Case("link to a name, not a guest", lambda: kit.Link(kit.Guest("bad"), "web1"),
+         kit.InvalidInput, "two guests"),
 ]
 
 STATES = [
@@ -91,6 +105,20 @@ STATES = [
     Case("run a list with a number", created("run", ["ls", 3]), kit.InvalidInput,
          "not a command"),
     Case("run with a NUL byte", created("run", "echo \0"), kit.InvalidInput, "NUL"),
+    Case("forward on a guest never started", created("open_forward", 8080, 80),
+         kit.GuestNotRunning, "port forward"),
+    Case("forward from a privileged port", created("open_forward", 80, 80), kit.InvalidInput,
+         "1024"),
+    Case("forward to guest port zero", created("open_forward", 8080, 0), kit.InvalidInput,
+         "guest port"),
+    Case("close a forward never opened", created("close_forward", 8080), kit.InvalidInput,
+         "no forward"),
+    Case("open a share never declared", created("open_share"), kit.GuestError,
+         "no shared folder"),
+    Case("close a share never opened", created("close_share"), None),
+    Case("plug in a link of guests never started",
+         lambda: kit.Link(kit.Guest("bad"), kit.Guest("bad2")).up(), kit.GuestNotRunning,
+         "plug in"),
 ]
 
 
@@ -156,6 +184,13 @@ def test_states_and_commands_on_a_live_guest(image: images.GuestImage, guest_nam
             Case("start a guest twice", g.start, kit.GuestError, "already running"),
             Case("run with a zero timeout", lambda: g.run("true", timeout=0),
                  kit.InvalidInput, "timeout"),
+            Case("link a guest already running", lambda: kit.Link(g, kit.Guest("bad")),
+                 kit.GuestError, "before the start"),
+            Case("open a share never declared, running", g.open_share, kit.GuestError,
+                 "no shared folder"),
+            Case("forward from a port twice", lambda: [g.open_forward(port, 80)
+                                                       for port in (free_port(),) * 2],
+                 kit.InvalidInput, "already forwards"),
         ]
         for row in rows:
             check(row)

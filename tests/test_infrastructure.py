@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import platform
 from pathlib import Path
 
 import pytest
@@ -52,3 +53,10 @@ def test_accelerator_verdict_is_explained(image: images.GuestImage) -> None:
         assert "software emulation" in verdict.reason or "KIT_ACCEL" in verdict.reason
     else:
         assert verdict.kvm in ("usable", "forced")
+
+
+def test_a_foreign_architecture_is_always_translated() -> None:
+    foreign = "aarch64" if platform.machine() != "aarch64" else "x86_64"
+    chosen = infrastructure.accelerator_for(foreign)
+    assert chosen.name == "tcg" and foreign in chosen.reason
+    assert infrastructure.accelerator_for(platform.machine()) == infrastructure.accelerator()

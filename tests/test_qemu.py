@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from kit import qemu
+import pytest
+
+import kit
+from kit import images, qemu
+from kit.net import free_port, http_get
 
 
 @dataclass(frozen=True)
@@ -84,3 +90,107 @@ def test_show_is_copyable_shell() -> None:
     line = qemu.show(qemu.qemu_command(spec(), FDS))
     assert line.startswith("qemu-system-x86_64 -name ")
     assert "'console=ttyS0 kit.name=web1'" in line
+
+
+# -- QEMU's seccomp sandbox ---------------------------------------------------------
+
+
+def test_sandbox_denies_what_a_guest_never_needs() -> None:
+    command = qemu.qemu_command(spec(sandbox=True), FDS)
+    assert option(command, "-sandbox") == [qemu.SANDBOX]
+    flags = qemu.SANDBOX.split(",")
+    assert flags[0] == "on"
+    assert {f"{name}=deny" for name in
+            ("obsolete", "elevateprivileges", "spawn", "resourcecontrol")} <= set(flags)
+
+
+def test_no_sandbox_where_qemu_lacks_it() -> None:
+    assert "-sandbox" not in qemu.qemu_command(spec(sandbox=False), FDS)
+    assert not qemu.sandbox_supported("/nonexistent/qemu-system-x86_64")
+
+
+@pytest.mark.skipif(not shutil.which("qemu-system-x86_64"), reason="needs QEMU")
+def test_sandbox_asked_of_the_real_binary() -> None:
+    # Debian's QEMU is built with seccomp: the probe must say so, and the
+    # command then asks for the sandbox without being told to.
+    assert qemu.sandbox_supported("qemu-system-x86_64")
+    assert option(qemu.qemu_command(spec(), FDS), "-sandbox") == [qemu.SANDBOX]
+
+
+@pytest.mark.guest
+def test_real_guest_runs_inside_the_seccomp_filter(image: images.GuestImage,
+                                                   guest_name: str) -> None:
+    """The host kernel filters QEMU's system calls; the guest still works, forwards included."""
+    port = free_port()
+    with kit.Guest(guest_name) as g:
+        assert "-sandbox" in g.command
+        status = Path(f"/proc/{g.pid}/status").read_text()
+        assert re.search(r"^Seccomp:\s+2$", status, re.MULTILINE), status  # 2: filter mode
+        # A forward added live through the human monitor still opens a socket.
+        said = g.qmp("human-monitor-command",
+                     {"command-line": f"hostfwd_add tcp:127.0.0.1:{port}-:80"})
+        assert said == "", said
+        assert "guest" in http_get(port).lower()
+        assert g.run("echo inside").stdout == "inside\n"
+
+
+@dataclass(frozen=True)
+class FakeArmImage(FakeImage):
+    kernel_cmdline: str = "console=ttyAMA0"
+    qemu_binary: str = "qemu-system-aarch64"
+    machine: str = "virt"
+
+
+def test_aarch64_guest_on_virt_is_emulated_with_pci_virtio() -> None:
+    command = qemu.qemu_command(spec(image=FakeArmImage(), accel="kvm"), FDS)
+    assert command[0] == "qemu-system-aarch64"
+    assert option(command, "-machine") == ["virt"]
+    assert option(command, "-cpu") == ["cortex-a57"]
+    if qemu.platform.machine() != "aarch64":  # KVM cannot run another architecture
+        assert option(command, "-accel")[0].startswith("tcg")
+    assert "virtio-net-pci,netdev=net0,id=nic0" in option(command, "-device")
+    assert "virtio-serial-pci,id=virtio-serial" in option(command, "-device")
+    assert not any("pvpanic" in device for device in option(command, "-device"))
+    assert "panic=pause" not in option(command, "-action")
+
+
+# -- doors (kit.doors): a shared folder and links to other guests -----------------------
+
+
+@dataclass(frozen=True)
+class FakeMicrovmImage(FakeImage):
+    machine: str = "microvm"
+
+
+def test_a_shared_folder_is_read_only_unless_asked() -> None:
+    command = qemu.qemu_command(spec(share=qemu.ShareSpec(Path("/tmp/lesson"))), FDS)
+    assert option(command, "-fsdev") == [
+        "local,id=fs0,path=/tmp/lesson,security_model=none,readonly=on"]
+    assert "virtio-9p-pci,fsdev=fs0,mount_tag=share" in option(command, "-device")
+    writable = qemu.qemu_command(spec(share=qemu.ShareSpec(Path("/tmp/w"), writable=True)), FDS)
+    assert "readonly" not in option(writable, "-fsdev")[0]
+
+
+def test_a_comma_in_a_shared_path_cannot_add_options() -> None:
+    command = qemu.qemu_command(spec(share=qemu.ShareSpec(Path("/tmp/a,readonly=off"))), FDS)
+    assert option(command, "-fsdev")[0].startswith("local,id=fs0,path=/tmp/a,,readonly=off,")
+
+
+def test_no_doors_no_extra_devices() -> None:
+    command = qemu.qemu_command(spec(), FDS)
+    assert "-fsdev" not in command
+    assert option(command, "-netdev") == [option(command, "-netdev")[0]]  # user net only
+
+
+def test_a_link_is_a_second_card_after_the_user_network_card() -> None:
+    nic = qemu.LinkNic("link0", local_port=40001, remote_port=40002, mac="52:54:00:4c:01:01")
+    command = qemu.qemu_command(
+        spec(image=FakeMicrovmImage(), tsc_khz=2_000_000, links=(nic,),
+             share=qemu.ShareSpec(Path("/tmp/s"))), FDS)
+    assert option(command, "-netdev")[1] == (
+        "socket,id=link0,udp=127.0.0.1:40002,localaddr=127.0.0.1:40001")
+    devices = option(command, "-device")
+    cards = [d for d in devices if d.startswith("virtio-net-device")]
+    assert cards == ["virtio-net-device,netdev=net0,id=nic0",  # first: eth0 in the guest
+                     "virtio-net-device,netdev=link0,id=link0-nic,mac=52:54:00:4c:01:01"]
+    assert "virtio-9p-device,fsdev=fs0,mount_tag=share" in devices

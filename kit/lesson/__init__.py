@@ -66,7 +66,12 @@ Demonstrations
     ``OneProcess(guest)``, ``machine_process``, ``vcpu_threads`` and
     ``CommandExplained(guest)`` (:mod:`kit.lesson.machine`): the VM as one host
     process and its real command line; ``SetupCheck(guest)``
-    (:mod:`kit.lesson.setup`): lesson 0's readiness check, image build, first boot.
+    (:mod:`kit.lesson.setup`): lesson 0's readiness check, image build, first boot;
+    ``lesson4.Experiment`` and its boxes (files, processes, memory hog, crash,
+    noisy neighbour), which show the records :mod:`kit.isolation` measures;
+    ``lesson7.StopwatchView``, ``CrowdView``, ``SizesView`` (boot phases from
+    :mod:`kit.stopwatch`, memory as guests are added, image sizes) and
+    ``lesson8.CompareView`` (a :mod:`kit.containers` container beside a VM).
 
 Objectives and key points are Markdown cells in the notebooks: they read
 before anything runs.

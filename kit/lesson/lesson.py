@@ -25,7 +25,7 @@ from collections.abc import Sequence
 
 import ipywidgets as widgets
 
-from kit import incidents, registry
+from kit import containers, incidents, registry
 from kit.errors import GuestError, InvalidInput, KitError
 from kit.guest import Guest
 from kit.lesson import _html, catalog, progress
@@ -119,9 +119,11 @@ class Lesson:
 
 
 def stop_lesson_guests() -> list[str]:
-    """Stop every guest this notebook's kernel started; returns their names."""
+    """Stop every guest and container this notebook's kernel started; returns their names."""
     names = [guest.name for guest in registry.guests()]
+    names += [f"container {box.name}" for box in containers.containers()]
     registry.stop_all()
+    containers.stop_all()
     return names
 
 

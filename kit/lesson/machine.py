@@ -164,6 +164,9 @@ OPTION_MEANINGS = {
     "-action": "when the guest kernel panics, pause the machine (do not reboot) so the crash "
                "can be seen",
     "-pidfile": "where QEMU writes its process id",
+    "-sandbox": "QEMU's seccomp filter: the host kernel refuses QEMU obsolete system calls "
+                "(obsolete=deny), becoming another user (elevateprivileges=deny), starting "
+                "programs (spawn=deny) and changing its priority or CPUs (resourcecontrol=deny)",
 }
 DEVICE_MEANINGS = {
     "virtio-serial-pci": "a virtual card for guest-to-host serial ports",

@@ -15,6 +15,8 @@ Each lets go of its listeners on ``close()``.
     kit.widgets.AgentExplorer(g)      # the guest agent: OS info, processes, files
     kit.widgets.HostView()            # the infrastructure layer
     kit.widgets.LiveDiagram([g])      # the live layer diagram
+    kit.widgets.ControlRoom()         # every guest of yours on this host, stop-all
+    kit.widgets.DoorsPanel(g, link)   # port forward, shared folder, link: open/close
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from __future__ import annotations
 from kit.widgets._base import ErrorBanner, KitWidget
 from kit.widgets.agent_explorer import AgentExplorer
 from kit.widgets.console_view import ConsoleView
+from kit.widgets.control_room import ControlRoom
 from kit.widgets.dashboard import Dashboard
+from kit.widgets.doors_panel import DoorsPanel
 from kit.widgets.guest_panel import GuestPanel
 from kit.widgets.host_view import HostView
 from kit.widgets.live_diagram import LiveDiagram
@@ -31,7 +35,9 @@ from kit.widgets.qmp_explorer import QMPExplorer
 __all__ = [
     "AgentExplorer",
     "ConsoleView",
+    "ControlRoom",
     "Dashboard",
+    "DoorsPanel",
     "ErrorBanner",
     "GuestPanel",
     "HostView",

@@ -64,6 +64,17 @@ def badge(scope: Locator) -> Locator:
     return scope.locator("span[role='status']").first
 
 
+def guest_panel(scope: Locator, guest: str) -> Locator:
+    """The guest panel of ``guest`` in ``scope``: the innermost box with its heading and buttons.
+
+    A lesson may show several panels beside one diagram (lesson 4: alpha and
+    beta); the heading ``Guest NAME`` tells them apart.
+    """
+    heading = scope.page.locator("b", has_text=re.compile(rf"^Guest {re.escape(guest)}$"))
+    return scope.locator(".widget-vbox").filter(has=heading).filter(
+        has=scope.page.locator("button.widget-button", has_text="Stop")).last
+
+
 def widget_saying(lesson: LessonPage, text: str) -> Locator:
     """The first widget output whose text contains ``text``."""
     return lesson.widget_outputs().filter(has_text=text).first
@@ -98,13 +109,13 @@ class Press:
         board = controls(lesson)
         before = os_node(board, self.guest).text_content() or ""
         assert self.word not in before, f"the diagram already says {self.word}: {before!r}"
-        lesson.click(board, self.label)
+        lesson.click(guest_panel(board, self.guest), self.label)
         Shows(self.guest, self.word, self.timeout_ms)(lesson)
 
 
 @dataclass(frozen=True)
 class Shows:
-    """The first guest panel's badge and the diagram beside it say ``word`` for ``guest``."""
+    """``guest``'s panel badge and the diagram beside it say ``word`` (first such board)."""
 
     guest: str
     word: str
@@ -117,7 +128,8 @@ class Shows:
     def __call__(self, lesson: LessonPage) -> None:
         board = controls(lesson)
         expect(os_node(board, self.guest)).to_contain_text(self.word, timeout=self.timeout_ms)
-        expect(badge(board)).to_contain_text(self.word, timeout=self.timeout_ms)
+        expect(badge(guest_panel(board, self.guest))).to_contain_text(self.word,
+                                                                     timeout=self.timeout_ms)
 
 
 def start(guest: str) -> Press:
@@ -261,6 +273,91 @@ class Quiz:
 
 
 @dataclass(frozen=True)
+class ClickAndCount:
+    """Click ``label`` in the widget saying ``where``; its diagram is redrawn and then shows
+    at least ``count`` guests ``word`` (for guests with names the page chooses, e.g. a cloud's).
+    """
+
+    where: str
+    label: str
+    word: str
+    count: int
+    timeout_ms: float = 2 * GUEST_TIMEOUT_MS  # several boots, one after the other
+
+    @property
+    def name(self) -> str:
+        return f"click {self.label}: {self.count} guests {self.word}"
+
+    def __call__(self, lesson: LessonPage) -> None:
+        widget = widget_saying(lesson, self.where)
+        picture = widget.locator(f"{DIAGRAM} svg").first
+        before = picture.inner_html()
+        lesson.click(widget, self.label)
+        guests = widget.locator(f"{DIAGRAM} svg g.node[id*='_os_']").filter(has_text=self.word)
+        expect(guests.nth(self.count - 1)).to_be_attached(timeout=self.timeout_ms)
+        assert picture.inner_html() != before, "the diagram was not redrawn"
+
+
+@dataclass(frozen=True)
+class Toggle:
+    """Click the toggle of ``door`` in the doors panel saying ``where``; it then says ``word``.
+
+    The diagram beside the panel must be redrawn: a door is drawn as a box of its own.
+    """
+
+    where: str
+    door: str  # the toggle's label before the colon, e.g. "port forward"
+    word: str  # "open" or "closed", as the toggle then says
+    timeout_ms: float = UI_TIMEOUT_MS
+
+    @property
+    def name(self) -> str:
+        return f"toggle the {self.door} door: {self.word}"
+
+    def __call__(self, lesson: LessonPage) -> None:
+        widget = widget_saying(lesson, self.where)
+        picture = widget.locator(f"{DIAGRAM} svg").first
+        before = picture.inner_html()
+        toggle = widget.locator("button", has_text=f"{self.door}:").first
+        expect(toggle).to_be_enabled(timeout=GUEST_TIMEOUT_MS)
+        assert self.word not in toggle.inner_text(), f"the door is already {self.word}"
+        toggle.click()
+        expect(toggle).to_contain_text(self.word, timeout=self.timeout_ms)
+        expect(picture).not_to_have_js_property("innerHTML", before, timeout=self.timeout_ms)
+
+
+@dataclass(frozen=True)
+class SetSlider:
+    """Type ``value`` into the readout of the first slider in the widget saying ``where``."""
+
+    where: str
+    value: int
+
+    @property
+    def name(self) -> str:
+        return f"set the slider to {self.value}"
+
+    def __call__(self, lesson: LessonPage) -> None:
+        readout = widget_saying(lesson, self.where).locator(".widget-readout").first
+        readout.fill(str(self.value))
+        readout.press("Enter")
+        expect(readout).to_have_text(str(self.value), timeout=UI_TIMEOUT_MS)
+
+
+@dataclass(frozen=True)
+class RunCell:
+    """Add a cell at the end, type ``code`` and run it, as a learner trying something."""
+
+    code: str
+    expect_text: str
+    name: str = "run a cell of my own"
+
+    def __call__(self, lesson: LessonPage) -> None:
+        output = lesson.add_cell_and_run(self.code, timeout_s=GUEST_TIMEOUT_MS / 1000)
+        assert self.expect_text in output, f"the cell printed {output!r}"
+
+
+@dataclass(frozen=True)
 class Screenshot:
     """The lesson's most telling moment, for docs/screenshots/ (only with KIT_SCREENSHOTS=1).
 
@@ -293,6 +390,14 @@ def guest_kernel_release(lesson: LessonPage) -> str:
     return found.group(1)
 
 
+def console_kernel_release(lesson: LessonPage) -> str:
+    """The release in the first console view's boot log (the page's prose may quote one too)."""
+    screen = lesson.widget_with(CONSOLE_INPUT).locator("pre").last.inner_text()
+    found = re.search(r"Linux version (\d\S+)", screen)
+    assert found, "the console shows no 'Linux version' line to read the kernel release from"
+    return found.group(1)
+
+
 def qemu_pid_shown(lesson: LessonPage) -> str:
     """The QEMU process id a guest panel shows in its details line."""
     found = re.search(r"QEMU process id (\d+)", controls(lesson).inner_text())
@@ -319,6 +424,15 @@ class Plan:
     steps: tuple[Step, ...] = ()
     guests_at_end: bool = False
     expect_widgets: bool = True
+
+
+@dataclass(frozen=True)
+class _TmpWait:  # TEMPORARY
+    name: str = "tmp wait"
+
+    def __call__(self, lesson: LessonPage) -> None:
+        import time
+        time.sleep(60)
 
 
 PLANS: dict[str, Plan] = {
@@ -354,6 +468,91 @@ PLANS: dict[str, Plan] = {
                  "One ordinary process (QEMU)"),
         ),
         guests_at_end=True,
+    ),
+    "02-host-and-guest": Plan(
+        steps=(
+            _TmpWait(),  # TEMPORARY
+            start("alpha"),
+            Toggle("Doors of guest alpha", "port forward", "open"),
+            Checkpoint("Open the first door: a port"),
+            Toggle("Doors of guest alpha", "shared folder", "open"),
+            TypeOnConsole("echo hi > /mnt/share/note.txt", "Read-only file system"),
+            Checkpoint("A folder the guest may read, not write"),
+            Screenshot(lambda lesson: widget_saying(lesson, "Doors of guest alpha")),
+            Quiz("The shared folder was read-only", "The write failed: read-only file system"),
+        ),
+        guests_at_end=True,
+    ),
+    "03-layers": Plan(
+        steps=(
+            _TmpWait(),  # TEMPORARY
+            start("layers"),
+            ConsoleShows(),
+            pause("layers"),
+            Checkpoint("Freeze a whole computer"),
+            SendCommand("QMP explorer", "query-status", "send to QEMU", '"paused"'),
+            Screenshot(),
+            resume("layers"),
+            Checkpoint("Read the boot log", answer=console_kernel_release),
+            Quiz("You paused the guest. What happened to it?",
+                 "Its vCPU threads stopped running"),
+        ),
+        guests_at_end=True,
+    ),
+    "04-isolation": Plan(
+        steps=(
+            _TmpWait(),  # TEMPORARY
+            start("alpha"),
+            start("beta"),
+            Click("Crash alpha's kernel while beta serves", "💥 Crash alpha", "guest-panicked",
+                  changes=True),
+            Shows("alpha", "crashed"),
+            Shows("beta", "running"),
+            Checkpoint("Which guest crashed?", answer="alpha"),
+            Checkpoint("Serving through a neighbour's crash"),
+            Screenshot(lambda lesson: widget_saying(lesson,
+                                                    "Crash alpha's kernel while beta serves")),
+            Quiz("When alpha's kernel panicked, what did beta notice?",
+                 "Nothing: it went on answering every request"),
+        ),
+        guests_at_end=True,
+    ),
+    "05-cloud": Plan(
+        steps=(
+            ClickAndCount("Launch instances", "Launch instances", "running", 2),
+            Checkpoint("Rent two servers"),
+            Screenshot(lambda lesson: widget_saying(lesson, "Launch instances")),
+            Click("Send requests", "Send requests", "errors seen by the client: 0",
+                  changes=True),
+            Checkpoint("Stay up while a server goes down"),
+            Quiz("An instance stopped while requests were flowing",
+                 "The load balancer retried the failed request on another instance"),
+        ),
+        guests_at_end=True,
+    ),
+    "06-advantages": Plan(
+        steps=(
+            ClickAndCount("Launch instances", "Launch instances", "running", 2),
+            SetSlider("running after", 3),
+            ClickAndCount("running after", "Scale", "running", 3),
+            Checkpoint("Scale out"),
+            Screenshot(lambda lesson: widget_saying(lesson, "running after")),
+            Quiz("How long did adding an instance take here", "Seconds, so capacity can"),
+        ),
+        guests_at_end=True,
+    ),
+    "control-room": Plan(
+        steps=(
+            RunCell("room_guest = kit.Guest('room'); room_guest.start(); "
+                    "print(room_guest.state)", "running"),
+            Shows("room", "running"),
+            ConsoleShows(),
+            pause("room"),
+            Screenshot(lambda lesson: widget_saying(lesson, "Instructor control room")),
+            Click("Instructor control room", "■ Stop everything", "Stop all 1 guest"),
+            Click("Instructor control room", "Yes, stop them all", "Stopped 1: room"),
+            Shows("room", "stopped"),
+        ),
     ),
     "widgets-tour": Plan(
         steps=(

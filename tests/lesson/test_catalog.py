@@ -29,3 +29,13 @@ def test_every_notebook_in_lessons_is_in_the_catalog() -> None:
 def test_an_unknown_lesson_is_refused_in_words() -> None:
     with pytest.raises(InvalidInput, match="no lesson 42"):
         catalog.lesson_info(42)
+
+
+def test_the_readme_lists_every_lesson_with_its_time() -> None:
+    """The README's table is written by hand: it must agree with the catalog."""
+    readme = (catalog.lessons_dir().parent / "README.md").read_text()
+    for lesson in catalog.LESSONS:
+        row = next((line for line in readme.splitlines()
+                    if line.startswith(f"| `lessons/{lesson.file}`")), "")
+        assert row.endswith(f"| {lesson.minutes} min |"), f"README row for {lesson.file}: {row!r}"
+        assert lesson.available, f"{lesson.file} is listed but does not exist"

@@ -64,3 +64,13 @@ def test_finish_raises_what_buttons_met() -> None:
 def test_beside_lets_parts_wrap() -> None:
     row = beside(widgets.HTML("a"), widgets.HTML("b"))
     assert row.layout.flex_flow == "row wrap" and len(row.children) == 2
+
+
+def test_the_last_cell_stops_containers_too() -> None:
+    from kit import containers
+    from kit.lesson.lesson import stop_lesson_guests
+
+    box = containers.Container("t-last-cell")
+    box.start()
+    assert f"container {box.name}" in stop_lesson_guests()
+    assert containers.containers() == [] and containers.leftover_processes() == []

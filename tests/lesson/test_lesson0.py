@@ -13,14 +13,8 @@ import pytest
 
 import kit
 from kit import registry
-from kit.lesson import Verdict, lesson0, progress
-
-
-def fails_with_hint(verdict: Verdict, *words: str) -> None:
-    assert not verdict.passed and verdict.hint, verdict
-    assert not verdict.error, f"the check broke instead of failing: {verdict}"
-    for word in words:
-        assert word in verdict.message, verdict
+from kit.lesson import lesson0, progress
+from tests.lesson.verdicts import fails_with_hint
 
 
 def test_the_lesson_has_at_least_three_checkpoints_and_a_quiz() -> None:

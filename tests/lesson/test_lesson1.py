@@ -14,20 +14,12 @@ import pytest
 
 import kit
 from kit import registry
-from kit.lesson import Verdict, lesson1, progress, restart_with, vcpu_threads
-
-
-def fails_with_hint(verdict: Verdict, *words: str) -> None:
-    assert not verdict.passed and verdict.hint, verdict
-    assert not verdict.error, f"the check broke instead of failing: {verdict}"
-    for word in words:
-        assert word in verdict.message, verdict
+from kit.lesson import lesson1, progress, restart_with, vcpu_threads
+from tests.lesson.verdicts import assert_lesson_shape, fails_with_hint
 
 
 def test_the_lesson_has_at_least_three_checkpoints_and_a_quiz() -> None:
-    assert len(lesson1.lesson.checkpoints) >= 3 and lesson1.lesson.quiz is not None
-    for checkpoint in lesson1.lesson.checkpoints:
-        assert checkpoint.lesson == 1 and checkpoint.code and checkpoint.hint
+    assert_lesson_shape(lesson1.lesson, 1)
 
 
 @pytest.mark.guest

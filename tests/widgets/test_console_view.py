@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -13,22 +12,7 @@ from kit import _loop, images, incidents
 from kit.console import Console
 from kit.widgets import ConsoleView
 from kit.widgets.console_view import MAX_CHARS, keep_tail
-
-
-@pytest.fixture(autouse=True)
-def no_unexpected_errors() -> Iterator[None]:
-    incidents.clear()
-    yield
-    assert not incidents.recorded(), incidents.recorded()
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
+from tests.waiting import wait_until
 
 
 def feed(console: Console, chunks: list[bytes], pause: float = 0.0) -> None:

@@ -2,30 +2,12 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
-
 import pytest
 
 import kit
-from kit import images, incidents, registry
+from kit import images, registry
 from kit.widgets import ConsoleView, Dashboard, GuestPanel, LiveDiagram
-
-
-@pytest.fixture(autouse=True)
-def no_unexpected_errors() -> Iterator[None]:
-    incidents.clear()
-    yield
-    assert not incidents.recorded(), incidents.recorded()
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
+from tests.waiting import wait_until
 
 
 def test_parts_share_one_guest(guest_name: str) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 
@@ -15,13 +14,6 @@ from kit.widgets import AgentExplorer, QMPExplorer
 from kit.widgets._command_form import parse_arguments, request_of
 from kit.widgets.agent_explorer import show_result
 from kit.widgets.qmp_explorer import format_log
-
-
-@pytest.fixture(autouse=True)
-def no_unexpected_errors() -> Iterator[None]:
-    incidents.clear()
-    yield
-    assert not incidents.recorded(), incidents.recorded()
 
 
 def expect_recorded(match: str) -> None:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
-
 import pytest
 
 import kit
@@ -13,22 +10,7 @@ from kit.diagram import LEGEND_STATES, look
 from kit.guest import STATES
 from kit.widgets import GuestPanel
 from kit.widgets.guest_panel import allowed_actions, badge_html, cpu_choices, memory_choices
-
-
-@pytest.fixture(autouse=True)
-def no_unexpected_errors() -> Iterator[None]:
-    incidents.clear()
-    yield
-    assert not incidents.recorded(), incidents.recorded()
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
+from tests.waiting import wait_until
 
 
 def enabled(panel: GuestPanel) -> set[str]:

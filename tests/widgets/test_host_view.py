@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 
 import pytest
 
@@ -13,13 +12,6 @@ from kit.errors import SetupError
 from kit.infrastructure import Accelerator, HostInfo
 from kit.widgets import HostView
 from kit.widgets.host_view import facts, flags_text
-
-
-@pytest.fixture(autouse=True)
-def no_unexpected_errors() -> Iterator[None]:
-    incidents.clear()
-    yield
-    assert not incidents.recorded(), incidents.recorded()
 
 
 def made_up_host(**changes: object) -> HostInfo:

@@ -22,12 +22,6 @@ from kit.widgets.live_diagram import MIN_INTERVAL_S, LiveDiagram
 WITHIN_S = 1.0  # how soon a change must be on screen (the aim is 0.5 s)
 
 
-@pytest.fixture(autouse=True)
-def no_unexpected_errors() -> Iterator[None]:
-    incidents.clear()
-    yield
-    assert not incidents.recorded(), incidents.recorded()
-
 
 @dataclass
 class StandIn:
