@@ -271,6 +271,9 @@ step_image() {
     # then says why it has no aarch64 guest).
     (cd "$root" && .venv/bin/python -m kit image --arch aarch64) ||
         warn "no aarch64 guest image (see above); lesson 2 will show why."
+    # Lesson 6 boots Debian's kernel beside the kit's own (a second x86 image).
+    (cd "$root" && .venv/bin/python -m kit image --kernel debian) ||
+        warn "no image with Debian's kernel (see above); lesson 6 will build it when asked."
 }
 
 step_doctor() {

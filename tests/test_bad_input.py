@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 import kit
-from kit import images, paths
+from kit import images, incidents, paths
+from kit.widgets import AgentExplorer, DoorsPanel, LiveDiagram, QMPExplorer
 from tests.conftest import free_port, our_qemu_pids
 
 Action = Callable[[], object]
@@ -122,6 +123,72 @@ STATES = [
 ]
 
 
+def shown(build: Callable[[], Any], act: Callable[[Any], object]) -> Action:
+    """Drive a widget as a learner would; raise what its error banner shows.
+
+    A widget never raises into the page: it shows the error in its banner and
+    records it.  Raising the recorded error here lets the same table check
+    the message a learner reads.
+    """
+    def action() -> None:
+        incidents.clear()
+        widget = build()
+        try:
+            act(widget)
+            found = incidents.recorded()
+            if found:
+                assert widget.banner.message.value, "the error is recorded but not shown"
+                raise found[0].error
+        finally:
+            incidents.clear()
+            widget.close()
+    return action
+
+
+def fill_and_send(command: str, arguments: str) -> Callable[[Any], None]:
+    def act(explorer: Any) -> None:
+        explorer.form.command.value = command
+        explorer.form.arguments.value = arguments
+        explorer.form.send_button.click()
+    return act
+
+
+def set_value(attribute: str, value: object) -> Callable[[Any], None]:
+    return lambda w: setattr(getattr(w, attribute), "value", value)
+
+
+WIDGETS = [
+    Case("QMP explorer: arguments that are not JSON",
+         shown(lambda: QMPExplorer(kit.Guest("bad")), fill_and_send("query-status", "{oops")),
+         kit.InvalidInput, "JSON"),
+    Case("QMP explorer: arguments that are a list",
+         shown(lambda: QMPExplorer(kit.Guest("bad")), fill_and_send("query-status", "[1]")),
+         kit.InvalidInput, "JSON object"),
+    Case("QMP explorer: no command",
+         shown(lambda: QMPExplorer(kit.Guest("bad")), fill_and_send("", "")),
+         kit.InvalidInput, "no command"),
+    Case("QMP explorer: a guest never started",
+         shown(lambda: QMPExplorer(kit.Guest("bad")), fill_and_send("query-status", "")),
+         kit.GuestNotRunning, "hypervisor is not running"),
+    Case("agent explorer: a guest never started",
+         shown(lambda: AgentExplorer(kit.Guest("bad")), fill_and_send("guest-ping", "")),
+         kit.GuestNotRunning, "created"),
+    Case("agent explorer: run on a guest never started",
+         shown(lambda: AgentExplorer(kit.Guest("bad")), lambda w: w.run_button.click()),
+         kit.GuestNotRunning, "g.start()"),
+    Case("doors panel: forward on a guest never started",
+         shown(lambda: DoorsPanel(kit.Guest("bad")), set_value("forward", True)),
+         kit.GuestNotRunning, "port forward"),
+    Case("doors panel: a share never declared",
+         shown(lambda: DoorsPanel(kit.Guest("bad")), set_value("share", True)),
+         kit.GuestError, "no shared folder"),
+    Case("live diagram: a layer that does not exist",
+         lambda: LiveDiagram(highlight="roof"), kit.InvalidInput, "layer"),
+    Case("explorer for a guest name that is not safe",
+         lambda: QMPExplorer("../etc"), kit.InvalidInput, "cannot be a guest name"),
+]
+
+
 @pytest.fixture(autouse=True)
 def nothing_left_behind() -> Iterator[None]:
     before = our_qemu_pids()
@@ -131,7 +198,7 @@ def nothing_left_behind() -> Iterator[None]:
     assert left == [], f"runtime folders left behind: {left}"
 
 
-@pytest.mark.parametrize("case", CONSTRUCTION + STATES, ids=lambda c: c.id)
+@pytest.mark.parametrize("case", CONSTRUCTION + STATES + WIDGETS, ids=lambda c: c.id)
 def test_refused_before_anything_starts(case: Case, image: images.GuestImage) -> None:
     check(case)
 

@@ -11,6 +11,7 @@ scalability (instances added and removed, timed).  The notebook
 from __future__ import annotations
 
 import platform
+import threading
 import time
 from dataclasses import dataclass
 
@@ -147,33 +148,74 @@ class UtilizationView(KitWidget):
 # -- flexibility ------------------------------------------------------------------------------
 
 
-def other_kinds() -> list[str]:
-    """Architectures other than x86-64 whose guest image is built here, ready to boot.
+@dataclass(frozen=True)
+class Kind:
+    """A kind of machine to boot beside the cloud's instances."""
 
-    (The kit picks one kernel per architecture for all guests, ``KIT_KERNEL``,
-    so "another kernel beside ours" here means another architecture's.)
+    label: str
+    arch: str
+    kernel: str  # "auto" (the kit's own kernel where built) or "debian"
+
+    @property
+    def guest_name(self) -> str:
+        return f"other-{self.arch.replace('_', '-')}-{self.kernel}"
+
+
+def other_kinds() -> list[Kind]:
+    """Machines unlike the instances this host can boot now.
+
+    Debian's own kernel on x86-64 (built into an image on first use, then
+    cached), and every other architecture whose image setup has built.
     """
-    return [arch for arch in images.supported_arches()
-            if arch != "x86_64" and images.find_image(arch) is not None]
+    kinds = [Kind("x86-64, Debian's kernel", "x86_64", "debian")]
+    kinds += [Kind(f"{arch}, emulated", arch, "auto") for arch in images.supported_arches()
+              if arch != "x86_64" and images.find_image(arch) is not None]
+    return kinds
 
 
 def flexibility() -> tuple[list[list[str]], str]:
-    """Boot one guest of each other kind beside an instance; rows of what each reports."""
+    """Boot every other kind at once beside an instance; rows of what each reports."""
     base = fleet(1)[0]
-    rows = [_kind_row(f"{base.id} ({base.type.name})", base.guest)]
     kinds = other_kinds()
-    for arch in kinds:
-        guest = Guest(f"other-{arch.replace('_', '-')}", memory_mb=256, arch=arch, replace=True)
+    images.ensure_image("x86_64", kernel="debian")
+    guests = [Guest(kind.guest_name, memory_mb=_memory_for(kind), arch=kind.arch,
+                    kernel=kind.kernel, replace=True) for kind in kinds]
+    try:
+        _start_together(guests)
+        rows = [_kind_row(f"{base.id} ({base.type.name})", base.guest)]
+        rows += [_kind_row(kind.label, guest) for kind, guest in zip(kinds, guests, strict=True)]
+    finally:
+        for guest in guests:
+            guest.stop()
+    note = "" if any(kind.arch != "x86_64" for kind in kinds) else (
+        "No image of another architecture is built here, so only another kernel runs beside "
+        "ours. With the aarch64 image built (python -m kit image --arch aarch64), an ARM "
+        "guest would run beside them on this same host.")
+    return rows, note
+
+
+def _memory_for(kind: Kind) -> int:
+    image = images.find_image(kind.arch, kind.kernel)
+    return max(128, image.min_memory_mb if image else 128)
+
+
+def _start_together(guests: list[Guest]) -> None:
+    """Start them in parallel (an emulated ARM guest takes several seconds); re-raise a failure."""
+    failures: list[BaseException] = []
+
+    def start(guest: Guest) -> None:
         try:
             guest.start()
-            rows.append(_kind_row(f"an {arch} guest", guest))
-        finally:
-            guest.stop()
-    note = "" if kinds else (
-        "This kit has only its x86-64 image built, so no guest of another architecture can "
-        "start here now. With the aarch64 image built (python -m kit image --arch aarch64), "
-        "an ARM guest would run beside the x86 one on this same host.")
-    return rows, note
+        except BaseException as error:  # handed to the caller's thread
+            failures.append(error)
+
+    threads = [threading.Thread(target=start, args=(g,), name=f"start {g.name}") for g in guests]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if failures:
+        raise failures[0]
 
 
 def _kind_row(label: str, guest: Guest) -> list[str]:
