@@ -129,7 +129,15 @@ def check_host_ports_free(ports: list[int]) -> None:
 
 
 def port_is_free(port: int) -> bool:
+    """Whether QEMU could listen on 127.0.0.1:``port`` now.
+
+    QEMU's forwards bind with SO_REUSEADDR, so a port whose last connection
+    is still closing (TIME-WAIT, up to a minute after a guest stopped) is
+    free for them; the probe binds the same way, or a guest restarted at
+    once would be refused its own port.
+    """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", port))
         except OSError as error:

@@ -70,3 +70,17 @@ def test_free_port_is_accepted() -> None:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     validate.check_host_ports_free([port])
+
+
+def test_a_port_whose_last_connection_is_closing_is_free_again() -> None:
+    """A guest restarted at once gets its forward back (TIME-WAIT is no owner)."""
+    with socket.socket() as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        client = socket.create_connection(("127.0.0.1", port))
+        served, _ = listener.accept()
+        served.close()  # the server closes first: its side waits in TIME-WAIT
+        client.close()
+    assert validate.port_is_free(port)

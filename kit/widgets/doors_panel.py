@@ -95,7 +95,7 @@ class DoorsPanel(KitWidget):
     def _toggle(self, label: str, tooltip: str, is_open: Callable[[], bool],
                 changed: Callable[[bool], None]) -> widgets.ToggleButton:
         toggle = widgets.ToggleButton(description=label, tooltip=tooltip, icon="lock",
-                                      layout=widgets.Layout(width="15em"))
+                                      layout=widgets.Layout(width="19em"))
         guarded = self._guarded(f"the {label} door", changed)
 
         def on_change(change: dict[str, object]) -> None:

@@ -128,15 +128,15 @@ class GuestPanel(KitWidget):
         self.progress_label = widgets.Label()
         self.details = widgets.HTML()
         self.buttons = {name: self._button(name) for name in ACTIONS}
-        image = images.find_image(g.arch)
+        image = images.find_image(g.arch, g.kernel)
         minimum = image.min_memory_mb if image else min(MEMORY_CHOICES_MB)
         self.memory = widgets.Dropdown(options=memory_choices(minimum, g.memory_mb),
                                        value=g.memory_mb, description="Memory",
-                                       layout=widgets.Layout(width="12em"))
+                                       layout=widgets.Layout(width="13.5em"))
         host_cpus = os.cpu_count() or 1
         self.cpus = widgets.Dropdown(options=cpu_choices(host_cpus, g.cpus), value=g.cpus,
-                                     description="vCPUs", layout=widgets.Layout(width="9em"))
-        self.memory.style.description_width = self.cpus.style.description_width = "4em"
+                                     description="vCPUs", layout=widgets.Layout(width="10em"))
+        self.memory.style.description_width = self.cpus.style.description_width = "5em"
         self.show_command = widgets.ToggleButton(
             description="show QEMU command", icon="terminal",
             tooltip="The real command line the kit ran to start this guest")
@@ -217,7 +217,7 @@ class GuestPanel(KitWidget):
     def _start(self) -> None:
         g = self.guest
         if g.state in ("created", "stopped"):
-            image = images.find_image(g.arch)
+            image = images.find_image(g.arch, g.kernel)
             g.memory_mb = validate.check_memory(self.memory.value,
                                                 image.min_memory_mb if image else 0)
             g.cpus = validate.check_cpus(self.cpus.value)

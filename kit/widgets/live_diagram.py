@@ -60,6 +60,10 @@ class LiveDiagram(widgets.HTML):  # type: ignore[misc]
     now and then while a guest runs, for the figures that change without an
     event: free memory and QEMU's resident memory.
 
+    ``keep_stopped=False`` drops a guest from the picture once it has stopped:
+    for a fleet whose instances come and go (the cloud lessons), where a
+    picture of every instance ever launched would shrink to unreadable.
+
     For tests and the benchmark it keeps ``last_change_at`` (the last state
     change it saw), ``last_render_at`` (the last SVG it assigned), both from
     ``time.monotonic()``, and ``render_count``.
@@ -67,8 +71,9 @@ class LiveDiagram(widgets.HTML):  # type: ignore[misc]
 
     def __init__(self, guests: Sequence[Guest | str] | Guest | str | None = None,
                  highlight: str | None = None, *, refresh_every: float | None = None,
-                 **kwargs: object) -> None:
+                 keep_stopped: bool = True, **kwargs: object) -> None:
         super().__init__(**kwargs)
+        self.keep_stopped = keep_stopped
         self.graph_id = f"kit_live{next(_ids)}"  # "-" would become &#45; in the SVG
         self.svg = ""
         self.last_change_at: float | None = None
@@ -148,10 +153,12 @@ class LiveDiagram(widgets.HTML):  # type: ignore[misc]
     def _guests(self) -> list[Guest]:
         """The guests to draw, in a stable order (so the layout stays put)."""
         if self._chosen is None:
-            return list(self._seen.values())
-        found = (c if isinstance(c, Guest) else registry.get(c) or self._seen.get(c)
-                 for c in self._chosen)
-        return [guest for guest in found if guest is not None]
+            found: Iterable[Guest | None] = list(self._seen.values())
+        else:
+            found = (c if isinstance(c, Guest) else registry.get(c) or self._seen.get(c)
+                     for c in self._chosen)
+        return [guest for guest in found if guest is not None
+                and (self.keep_stopped or guest.state != "stopped")]
 
     def _on_state_change(self, guest: Guest, state: str) -> None:
         """Runs on the kit loop thread: note the change and ask for a redraw, nothing more."""

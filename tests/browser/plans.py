@@ -90,7 +90,7 @@ def innermost(scope: Locator, text: str) -> Locator:
 
 @dataclass(frozen=True)
 class Press:
-    """Press a guest panel's button; its badge and the diagram beside it follow.
+    """Press a button of ``guest``'s panel; its badge and the diagram beside it follow.
 
     The diagram's box of ``guest`` must change and then say ``word``: the SVG
     the page shows is redrawn, not only the badge.
@@ -426,15 +426,6 @@ class Plan:
     expect_widgets: bool = True
 
 
-@dataclass(frozen=True)
-class _TmpWait:  # TEMPORARY
-    name: str = "tmp wait"
-
-    def __call__(self, lesson: LessonPage) -> None:
-        import time
-        time.sleep(60)
-
-
 PLANS: dict[str, Plan] = {
     "00-welcome": Plan(
         steps=(
@@ -471,7 +462,6 @@ PLANS: dict[str, Plan] = {
     ),
     "02-host-and-guest": Plan(
         steps=(
-            _TmpWait(),  # TEMPORARY
             start("alpha"),
             Toggle("Doors of guest alpha", "port forward", "open"),
             Checkpoint("Open the first door: a port"),
@@ -485,7 +475,6 @@ PLANS: dict[str, Plan] = {
     ),
     "03-layers": Plan(
         steps=(
-            _TmpWait(),  # TEMPORARY
             start("layers"),
             ConsoleShows(),
             pause("layers"),
@@ -501,13 +490,13 @@ PLANS: dict[str, Plan] = {
     ),
     "04-isolation": Plan(
         steps=(
-            _TmpWait(),  # TEMPORARY
             start("alpha"),
             start("beta"),
             Click("Crash alpha's kernel while beta serves", "💥 Crash alpha", "guest-panicked",
                   changes=True),
             Shows("alpha", "crashed"),
             Shows("beta", "running"),
+            ConsoleShows(re.compile(r"Kernel panic"), "alpha's console shows its panic"),
             Checkpoint("Which guest crashed?", answer="alpha"),
             Checkpoint("Serving through a neighbour's crash"),
             Screenshot(lambda lesson: widget_saying(lesson,
@@ -538,6 +527,27 @@ PLANS: dict[str, Plan] = {
             Checkpoint("Scale out"),
             Screenshot(lambda lesson: widget_saying(lesson, "running after")),
             Quiz("How long did adding an instance take here", "Seconds, so capacity can"),
+        ),
+        guests_at_end=True,
+    ),
+    "07-limitations": Plan(
+        steps=(
+            ClickAndCount("its kernel's boot_id", "Add guests", "running", 3),
+            Checkpoint("N guests, N kernels"),
+            Screenshot(lambda lesson: widget_saying(lesson, "its kernel's boot_id")),
+            Quiz("Three guests of the same image ran here",
+                 "Three, one per guest, plus the host's own"),
+        ),
+        guests_at_end=True,
+    ),
+    "08-containers": Plan(
+        steps=(
+            ClickAndCount("ready after", "Start both and measure", "running", 1),
+            Checkpoint("A private view, on the same host"),
+            Checkpoint("Whose kernel does the container run?", answer=host_kernel_release),
+            Screenshot(lambda lesson: widget_saying(lesson, "ready after")),
+            Quiz("The container reported the host's kernel release",
+                 "The container shares the host's running kernel"),
         ),
         guests_at_end=True,
     ),

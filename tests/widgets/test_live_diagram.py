@@ -219,6 +219,18 @@ def test_pause_resume_stop_are_drawn(image: object, guest_name: str) -> None:
 
 
 @pytest.mark.guest
+def test_a_fleet_view_drops_guests_once_they_stop(image: object, guest_name: str) -> None:
+    with kit.Guest(guest_name) as g:
+        view = LiveDiagram(keep_stopped=False)
+        try:
+            assert wait_for(lambda: shown(view, g.name) == "running")
+            g.stop()
+            assert wait_for(lambda: shown(view, g.name) is None), shown(view, g.name)
+        finally:
+            view.close()
+
+
+@pytest.mark.guest
 def test_a_burst_of_real_changes_gives_few_redraws(image: object, guest_name: str) -> None:
     with kit.Guest(guest_name) as g:
         view = LiveDiagram([g])
