@@ -43,7 +43,8 @@ from kit.errors import (
 )
 
 READY_LINE = "KIT-READY"
-AGENT_REPLY_TIMEOUT_S = 1.5  # a healthy agent answers in ~0.1 s, even on a busy host
+AGENT_REPLY_TIMEOUT_S = 1.5  # a healthy agent answers in ~0.1 s on a host with CPUs to spare
+AGENT_REPLY_TIMEOUT_MAX_S = 6.0
 DEFAULT_BOOT_TIMEOUT_S = 60.0
 STATES = ("created", "booting", "running", "paused", "crashed", "stopping", "stopped")
 
@@ -526,13 +527,13 @@ class Guest:
     async def _agent_run(self, argv: list[str], timeout: float) -> RunResult:
         started = await self._agent_execute(
             "guest-exec", {"path": argv[0], "arg": argv[1:], "capture-output": True},
-            AGENT_REPLY_TIMEOUT_S)
+            agent_reply_timeout())
         guest_pid = started["pid"]
         deadline = time.monotonic() + timeout
         delay = 0.005
         while True:
             status = await self._agent_execute("guest-exec-status", {"pid": guest_pid},
-                                               AGENT_REPLY_TIMEOUT_S)
+                                               agent_reply_timeout())
             if status["exited"]:
                 return _run_result(argv, status)
             if time.monotonic() > deadline:
@@ -691,6 +692,20 @@ _STATE_HINTS = {
     "booting": "It is still booting; wait a moment.",
     "stopping": "It is shutting down.",
 }
+
+
+def agent_reply_timeout() -> float:
+    """How long a healthy agent may take to answer, on this host, now.
+
+    A hung agent is told from a slow one only by waiting, and under software
+    emulation a guest gets only its share of the host's CPUs: when more
+    threads want to run than there are CPUs (load average above the CPU
+    count), every guest slows down alike.  So the wait grows with that
+    ratio, from AGENT_REPLY_TIMEOUT_S on a host with CPUs to spare (a hang
+    is then reported within 2 s) up to AGENT_REPLY_TIMEOUT_MAX_S.
+    """
+    crowding = os.getloadavg()[0] / (os.cpu_count() or 1)
+    return min(AGENT_REPLY_TIMEOUT_MAX_S, AGENT_REPLY_TIMEOUT_S * max(1.0, crowding))
 
 
 def default_boot_timeout(arch: str) -> float:

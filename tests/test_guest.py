@@ -15,6 +15,7 @@ import psutil
 import pytest
 
 import kit
+from kit import guest as guest_module
 from kit import images
 from tests.conftest import free_port
 
@@ -191,3 +192,15 @@ def _eventually(condition, seconds: float = 5.0) -> bool:  # type: ignore[no-unt
             return True
         time.sleep(0.02)
     return bool(condition())
+
+
+def test_the_agent_wait_grows_with_a_crowded_host_but_stays_bounded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cpus = os.cpu_count() or 1
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.1, 0.1, 0.1))
+    assert guest_module.agent_reply_timeout() == guest_module.AGENT_REPLY_TIMEOUT_S
+    monkeypatch.setattr(os, "getloadavg", lambda: (2.0 * cpus, 0.0, 0.0))
+    assert guest_module.agent_reply_timeout() == 2 * guest_module.AGENT_REPLY_TIMEOUT_S
+    monkeypatch.setattr(os, "getloadavg", lambda: (100.0 * cpus, 0.0, 0.0))
+    assert guest_module.agent_reply_timeout() == guest_module.AGENT_REPLY_TIMEOUT_MAX_S
