@@ -4,8 +4,9 @@ The guest image runs three small applications, one per classic job of a
 server (``assets/guest/``):
 
 * a **web server**: busybox httpd on guest port 80, serving ``/www``;
-* a **database**: ``/var/lib/kit/shop.db``, made with sqlite3 at every boot
-  from ``/usr/share/kit/shop.sql`` (tables ``items`` and ``orders``);
+* a **database**: ``/var/lib/kit/shop.db``, made by the image builder from
+  ``assets/guest/apps/shop.sql`` (tables ``items`` and ``orders``; the script
+  is also in the guest, as ``/usr/share/kit/shop.sql``);
 * an **API backend**: the CGI script ``/cgi-bin/api``, which the web server
   runs per request; it reads the database and answers JSON.
 
@@ -118,8 +119,8 @@ def api(guest: _HasForwards, table: str | None = None, row: int | None = None,
         timeout: float = 10.0) -> HttpReply:
     """Ask the guest's API from the host: ``api(g, "items")`` -> reply with JSON rows.
 
-    Right after a boot the guest may still be making its database (the API
-    answers 503 meanwhile): this asks again until ``timeout`` has passed.
+    The API answers 503 while it has no database (a learner may have removed
+    it): this asks again until ``timeout`` has passed.
     """
     return fetch_ready(host_port(guest), api_path(table, row), timeout)
 
@@ -134,8 +135,8 @@ def fetch_ready(port: int, path: str, timeout: float = 10.0) -> HttpReply:
         time.sleep(0.1)
 
 
-# Waits (up to 5 s) for /init's background sqlite3 to finish, then queries
-# read-only (so a missing database is an error, never a new empty file).
+# Waits (up to 5 s) for the database to be there, then queries read-only
+# (so a missing database is an error, never a new empty file).
 _WAIT_AND_QUERY = (f"i=0; while [ ! -e {DATABASE} ] && [ $i -lt 50 ]; do sleep 0.1; "
                    f'i=$((i + 1)); done; exec sqlite3 -json -readonly {DATABASE} "$1"')
 

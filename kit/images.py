@@ -35,6 +35,7 @@ import json
 import os
 import re
 import shutil
+import sqlite3
 import stat
 import struct
 import subprocess
@@ -144,6 +145,9 @@ class Recipe:
     programs: tuple[Program, ...]
     files: tuple[RecipeFile, ...]
     dirs: tuple[str, ...]
+    # SQL scripts run at build time into SQLite databases the guest finds
+    # ready: building them at boot cost the guest ~0.3 s of emulated CPU.
+    databases: tuple[RecipeFile, ...] = ()
     # A guest of another architecture: its machine type, its programs taken
     # from its own architecture's packages (kit.foreign), and a longer boot
     # timeout, since every instruction is translated.
@@ -215,6 +219,10 @@ def _recipe_from_tables(
             for source, spec in data["files"].items()
         ),
         dirs=tuple(str(path) for path in data.get("dirs", [])),
+        databases=tuple(
+            RecipeFile(root / source, str(spec["to"]), None)
+            for source, spec in data.get("databases", {}).items()
+        ),
         machine=str(table.get("machine", "q35")),
         foreign_programs=tuple(
             foreign.ForeignProgram(str(item["package"]), str(item["path"]), str(item["guest"]))
@@ -940,6 +948,8 @@ def assemble(recipe: Recipe, files: list[HostFile], kernel: KernelFiles) -> Arch
     archive.add_char_device("/dev/console", 5, 1)
     for item in recipe.files:
         _add_recipe_file(archive, item)
+    for item in recipe.databases:
+        archive.add_file(item.guest, sqlite_database(item.source), 0o644)
     for file in files:
         archive.add_host_file(file.guest, file.host)
     _add_busybox_links(archive, recipe)
@@ -951,6 +961,27 @@ def assemble(recipe: Recipe, files: list[HostFile], kernel: KernelFiles) -> Arch
         module_paths.append(guest)
     archive.add_file(MODULE_LIST, "".join(f"{path}\n" for path in module_paths).encode())
     return archive
+
+
+def sqlite_database(script: Path) -> bytes:
+    """The SQLite database file that running ``script`` on an empty database makes."""
+    try:
+        sql = script.read_text()
+    except OSError as error:
+        raise ImageError(f"The guest recipe's database script {script} cannot be read: {error}.",
+                         hint="Restore assets/guest/ from the kit's repository.") from None
+    with tempfile.TemporaryDirectory(prefix="kit-db-") as folder:
+        path = Path(folder) / "database.db"
+        connection = sqlite3.connect(path)
+        try:
+            connection.executescript(sql)
+            connection.commit()
+        except sqlite3.Error as error:
+            raise ImageError(f"The guest recipe's database script {script} failed: {error}.",
+                             hint="Fix the SQL (try it with: sqlite3 :memory: < FILE).") from None
+        finally:
+            connection.close()
+        return path.read_bytes()
 
 
 def _add_busybox_links(archive: Archive, recipe: Recipe) -> None:

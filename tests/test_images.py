@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sqlite3
 import struct
 import subprocess
 from pathlib import Path
@@ -321,3 +322,16 @@ def cpio_read(archive: Path, member: str) -> str:
             stdin=stdin, capture_output=True, text=True, check=True,
         )  # fmt: skip
     return result.stdout
+
+
+def test_a_database_script_becomes_a_ready_database(tmp_path: Path) -> None:
+    script = tmp_path / "shop.sql"
+    script.write_text("CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT);"
+                      "INSERT INTO items (name) VALUES ('tea');")
+    database = tmp_path / "shop.db"
+    database.write_bytes(images.sqlite_database(script))
+    with sqlite3.connect(database) as connection:
+        assert connection.execute("SELECT name FROM items").fetchall() == [("tea",)]
+    script.write_text("CREATE TABLE broken (")
+    with pytest.raises(ImageError, match="failed"):
+        images.sqlite_database(script)

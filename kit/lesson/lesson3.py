@@ -215,7 +215,7 @@ def check_api(answer: str) -> Verdict:
     reply = apps.api(found, "items")
     if not reply.ok:
         return Verdict.fail(f"the API answered {reply.status}.", reply.body[:200],
-                            hint="Reboot the guest; the database is made at boot.")
+                            hint="Reboot the guest: its image holds the database.")
     stock = next(int(r["stock"]) for r in reply.json() if r["name"] == ITEM)
     evidence = (f"the kit asked too: GET {reply.url} → {reply.status} {reply.content_type}",
                 f"{ITEM}: stock {stock}")
