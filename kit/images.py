@@ -528,7 +528,7 @@ def _build(
     archive = assemble(boot.recipe, files, boot.files)
     report("writing the image to the cache", 0.9)
     folder = images_dir() / f"{recipe.arch}-{key}"
-    with _scratch_dir(f".build-{recipe.arch}-") as scratch:
+    with scratch_dir(f".build-{recipe.arch}-") as scratch:
         _write_image(scratch, boot, key, choice, archive, started)
         _publish(scratch, folder)
     _remove_other_images(recipe.arch, keep=folder, choice=choice)
@@ -1069,9 +1069,13 @@ def _write_atomically(path: Path, text: str) -> None:
 
 
 @contextlib.contextmanager
-def _scratch_dir(prefix: str) -> Iterator[Path]:
-    """A folder next to the images, removed unless it was renamed into place."""
-    folder = Path(tempfile.mkdtemp(prefix=prefix, dir=images_dir()))
+def scratch_dir(prefix: str, parent: Path | None = None) -> Iterator[Path]:
+    """A folder in ``parent`` (default: the images' folder), removed unless renamed into place.
+
+    Builds happen in such a folder beside their destination, so that a
+    finished build is published by one rename and a failed one leaves nothing.
+    """
+    folder = Path(tempfile.mkdtemp(prefix=prefix, dir=parent or images_dir()))
     try:
         yield folder
     finally:

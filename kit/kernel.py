@@ -36,11 +36,9 @@ import re
 import shutil
 import subprocess
 import tarfile
-import tempfile
 import time
 import tomllib
 from collections import deque
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -349,7 +347,7 @@ def _build(
 ) -> KitKernel:
     started = time.monotonic()
     deb = images.fetch_package(package, lambda step, _: report(step, STAGE.download))
-    with _scratch_dir(f".build-{recipe.arch}-") as scratch:
+    with images.scratch_dir(f".build-{recipe.arch}-", kernels_dir()) as scratch:
         report(f"unpacking the kernel source ({package.filename})", STAGE.unpack)
         source = unpack_source(deb, scratch)
         report("configuring the kernel (tinyconfig + assets/kernel/kit.config)", STAGE.configure)
@@ -357,7 +355,7 @@ def _build(
         applied, skipped = apply_patches(recipe, source)
         compile_kernel(recipe, source, report)
         folder = kernels_dir() / f"{recipe.arch}-{key}"
-        with _scratch_dir(f".new-{recipe.arch}-") as out:
+        with images.scratch_dir(f".new-{recipe.arch}-", kernels_dir()) as out:
             _keep_result(recipe, source, out)
             manifest = {
                 "format": FORMAT, "arch": recipe.arch, "key": key,
@@ -376,16 +374,6 @@ def _build(
     if kernel is None:  # pragma: no cover - only if the cache vanished under us
         raise ImageError(f"The kernel built into {folder} cannot be read back.")
     return kernel
-
-
-@contextlib.contextmanager
-def _scratch_dir(prefix: str) -> Iterator[Path]:
-    """A folder in the kernel cache, removed afterwards unless renamed into place."""
-    folder = Path(tempfile.mkdtemp(prefix=prefix, dir=kernels_dir()))
-    try:
-        yield folder
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def unpack_source(deb: Path, scratch: Path) -> Path:

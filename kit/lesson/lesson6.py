@@ -73,6 +73,12 @@ def isolation_rows(instances: list[kcloud.Instance]) -> list[list[str]]:
     return [[escape(i.id), "✔ present" if has_note(i) else "✖ absent"] for i in instances]
 
 
+def write_note_and_look(instances: list[kcloud.Instance]) -> widgets.HTML:
+    """Write the note in the first instance, then ask every instance whether it has it."""
+    instances[0].guest.run(f"echo written in the first instance > {NOTE_PATH}")
+    return widgets.HTML(_html.table(["instance", NOTE_PATH], isolation_rows(instances)))
+
+
 # -- utilization ------------------------------------------------------------------------------
 
 
