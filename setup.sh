@@ -40,6 +40,7 @@ KIT_DEFAULT_APT_PACKAGES=(
     busybox-static    # the guest's userland
     qemu-guest-agent  # qemu-ga, copied into the guest
     cpio
+    e2fsprogs         # mke2fs: the guest's root disk (kit/rootdisk.py)
     sqlite3           # a small database for the guest's applications
     python3
     python3-venv
@@ -68,6 +69,7 @@ KIT_PLAIN_NEEDS=(
     "qemu-ga|the QEMU guest agent"
     "sqlite3|SQLite's command-line shell"
     "cpio|cpio, to pack the guest's initramfs"
+    "mke2fs|e2fsprogs, to make the guest's root disk"
     "gcc|a C compiler (for Python packages without a ready-made wheel)"
 )
 

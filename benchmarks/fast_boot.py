@@ -96,8 +96,48 @@ def boot_by_kit(image: images.GuestImage, settle: bool) -> dict[str, float]:
     if settle:
         time.sleep(SETTLE_S)
         result["rss_settled_mb"], result["uss_settled_mb"] = memory_mb(guest.pid or 0)
+        for part, mb in rss_parts(guest.pid or 0, image, guest.memory_mb).items():
+            result[f"rss_part:{part}"] = mb
     guest.stop()
     return result
+
+
+def rss_parts(pid: int, image: images.GuestImage, memory: int) -> dict[str, float]:
+    """QEMU's RSS split by what each mapping holds (MiB), from /proc/PID/smaps.
+
+    Guest RAM is the memfd (or, on q35, the anonymous mapping of the guest's
+    size); the translation cache is the anonymous mapping of tb-size.
+    """
+    tb_mb = qemu.PROFILES.get(image.machine, qemu.PROFILES["q35"]).tb_size_mb
+    parts = dict.fromkeys(["guest RAM", "TCG translation cache", "kernel file (mapped)",
+                           "QEMU and its libraries (files)", "QEMU heap and the rest"], 0.0)
+    for name, size_kb, rss_kb in _mappings(pid):
+        if "memfd:" in name or (not name and abs(size_kb - memory * 1024) <= 4):
+            part = "guest RAM"
+        elif not name and tb_mb * 1024 - 8 <= size_kb <= tb_mb * 1024:
+            part = "TCG translation cache"
+        elif name == str(image.kernel):
+            part = "kernel file (mapped)"
+        elif name.startswith("/"):
+            part = "QEMU and its libraries (files)"
+        else:
+            part = "QEMU heap and the rest"
+        parts[part] += rss_kb / 1024
+    return parts
+
+
+def _mappings(pid: int) -> list[tuple[str, int, int]]:
+    """(path or "", size in KiB, resident KiB) of each mapping of a process."""
+    found: list[tuple[str, int, int]] = []
+    name, size = "", 0
+    for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+        fields = line.split()
+        if re.fullmatch(r"[0-9a-f]+-[0-9a-f]+", fields[0]):
+            start, end = (int(x, 16) for x in fields[0].split("-"))
+            name, size = (fields[5] if len(fields) > 5 else ""), (end - start) // 1024
+        elif fields[0] == "Rss:":
+            found.append((name, size, int(fields[1])))
+    return found
 
 
 # --- one boot by a plain QEMU command -------------------------------------------------------
@@ -257,6 +297,8 @@ MILESTONES = {
     "boot CPU reported": r"smpboot: CPU0",
     "initramfs unpacking starts": r"Unpacking initramfs",
     "initramfs unpacked": r"Freeing initrd memory",
+    "eth0 set up by the kernel (ip=)": r"IP-Config: Complete",
+    "root disk mounted": r"VFS: Mounted root",
     "kernel runs /init": r"Run /init as init process",
     "init: hello": r"kit-init: hello",
     "init: guest agent started": r"kit-init: starting the QEMU guest agent",
@@ -376,6 +418,7 @@ def print_report(report: dict[str, object]) -> None:
     _print_kernel_table(kernels)
     _print_targets(report, kernels)
     _print_timeline(kernels["kit"])
+    _print_rss_parts(kernels["kit"])
     print("\nthe kit's steps before QEMU starts (median ms):")
     for name, ms in report["kit_steps_ms"].items():  # type: ignore[attr-defined]
         print(f"  {name:<40}{ms:8.2f}")
@@ -435,6 +478,17 @@ def _print_targets(report: dict[str, object], kernels: dict[str, dict[str, objec
     for name, value, met in targets:
         verdict = "met" if met else ("not measurable" if "not measurable" in value else "MISSED")
         print(f"{name:<38}{verdict:<16}{value}")
+
+
+def _print_rss_parts(data: dict[str, object]) -> None:
+    median_kit: dict[str, float] = data["median"]["kit"]  # type: ignore[index]
+    parts = {key.split(":", 1)[1]: mb for key, mb in median_kit.items()
+             if key.startswith("rss_part:")}
+    if not parts:
+        return
+    print(f"\nwhere QEMU's RSS goes, kit kernel, {SETTLE_S:g} s after ready (median MiB):")
+    for part, mb in sorted(parts.items(), key=lambda item: -item[1]):
+        print(f"  {mb:6.1f}  {part}")
 
 
 def _print_timeline(data: dict[str, object]) -> None:

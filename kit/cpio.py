@@ -78,6 +78,10 @@ class Archive:
     def paths(self) -> list[str]:
         return sorted(self._entries, key=_sort_key)
 
+    def entries(self) -> list[Entry]:
+        """Every entry, parents before their children (how :mod:`kit.rootdisk` lays them out)."""
+        return [self._entries[path] for path in self.paths()]
+
     def write(self, out: BinaryIO) -> int:
         """Write the whole archive; return the number of bytes written."""
         written = 0

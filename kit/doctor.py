@@ -82,9 +82,12 @@ def _check_image() -> Check:
         return Check("guest image", False, error.message, error.hint or "")
     if image is None:
         return Check("guest image", False, "not built yet", "python -m kit image")
+    problem = images.read_manifest(image).get("root_disk_problem")
+    boots_from = ("its root disk" if image.root_disk is not None
+                  else f"its initramfs ({problem})" if problem else "its initramfs")
     return Check("guest image", True,
-                 f"{image.kernel_summary()}, {image.size_bytes / 2**20:.1f} MiB, "
-                 f"in {image.kernel.parent}")
+                 f"{image.kernel_summary()}, booting from {boots_from}, "
+                 f"{image.size_bytes / 2**20:.1f} MiB, in {image.kernel.parent}")
 
 
 def _check_accelerator() -> Check:

@@ -1,4 +1,4 @@
-"""The guest image: a Linux kernel and a busybox initramfs, built once and cached.
+"""The guest image: a Linux kernel, its root disk and initramfs, built once and cached.
 
 The recipe lives in ``assets/guest/`` (``recipe.toml`` says what goes where).
 The kernel is the kit's own where it can be built (:mod:`kit.kernel`, recipe
@@ -10,7 +10,10 @@ recipe's kernel metapackage to Debian's kernel package, downloads it with
 modules the guest loads; such an image boots on ``q35`` and records why it
 is not the kit's kernel (:attr:`GuestImage.fallback_reason`).  Either way the
 kernel is packed with host programs (busybox, the QEMU guest agent, sqlite3)
-and their shared libraries into an initramfs written by :mod:`kit.cpio`.
+and their shared libraries into an initramfs written by :mod:`kit.cpio`; the
+kit's kernel boots from an ext2 disk holding the same files instead
+(:mod:`kit.rootdisk`), Debian's, which needs modules before it can read a
+disk, from the initramfs.
 
 Images are cached in ``cache_dir()/images/<arch>-<key>/``.  The key hashes
 the recipe folder, the kernel recipe folder, the kernel choice and every
@@ -49,7 +52,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from kit import foreign, paths
+from kit import foreign, paths, rootdisk
 from kit import kernel as kit_kernel
 from kit.cpio import Archive
 from kit.errors import ImageError
@@ -80,7 +83,12 @@ HOST_PACKAGES_HINT = "apt-get install busybox-static qemu-guest-agent sqlite3"
 
 @dataclass(frozen=True)
 class GuestImage:
-    """A built image, ready to hand to QEMU's -kernel and -initrd."""
+    """A built image, ready to hand to QEMU's -kernel and -initrd (or its root disk).
+
+    ``root_disk`` is set when the kernel boots from a disk holding the same
+    files as the initramfs (:mod:`kit.rootdisk`); the initramfs stays for
+    kernels that need it and for :mod:`kit.containers`.
+    """
 
     arch: str
     kernel: Path
@@ -93,6 +101,7 @@ class GuestImage:
     machine: str = "q35"
     kernel_source: str = "debian"  # "kit": built from assets/kernel/; "debian": a package
     fallback_reason: str | None = None  # why the kit's kernel is not used, if wanted
+    root_disk: Path | None = None
 
     def kernel_summary(self) -> str:
         """Which kernel the guests boot, in words, with the reason for a fallback."""
@@ -105,7 +114,8 @@ class GuestImage:
 
     @property
     def size_bytes(self) -> int:
-        return self.kernel.stat().st_size + self.initramfs.stat().st_size
+        disk = self.root_disk.stat().st_blocks * 512 if self.root_disk else 0  # sparse
+        return self.kernel.stat().st_size + self.initramfs.stat().st_size + disk
 
 
 # --- the recipe ------------------------------------------------------------
@@ -410,6 +420,8 @@ def _find(recipe: Recipe, key: str) -> GuestImage | None:
         complete = (
             image.kernel.stat().st_size == sizes[KERNEL_FILE]
             and image.initramfs.stat().st_size == sizes[INITRAMFS_FILE]
+            and (image.root_disk is None
+                 or image.root_disk.stat().st_size == sizes[rootdisk.ROOT_DISK_FILE])
         )
     except (OSError, ValueError, KeyError, TypeError):
         return None
@@ -429,6 +441,7 @@ def _image_from_manifest(folder: Path, manifest: dict[str, Any]) -> GuestImage:
         machine=str(manifest.get("machine", "q35")),
         kernel_source=str(manifest.get("kernel_source", "debian")),
         fallback_reason=manifest.get("fallback_reason"),
+        root_disk=folder / str(manifest["root_disk"]) if manifest.get("root_disk") else None,
     )
 
 
@@ -456,11 +469,11 @@ def ensure_image(
     choice = kernel_choice(kernel)
     key = _key(recipe, files, choice)
     image = _find(recipe, key)
-    if image is None or _kit_kernel_now_possible(image):
+    if image is None or _better_build_now_possible(image):
         with build_lock(arch):
             # Another process may have built it while we waited for the lock.
             image = _find(recipe, key)
-            if image is None or _kit_kernel_now_possible(image):
+            if image is None or _better_build_now_possible(image):
                 image = _build(recipe, files, key, choice, report)
     report("the guest image is ready", 1.0)
     return image
@@ -482,6 +495,20 @@ def build_image(
                        retry_kernel=True)
     report("the guest image is ready", 1.0)
     return image
+
+
+def _better_build_now_possible(image: GuestImage) -> bool:
+    """The kit's kernel, or its root disk, was missing for a reason that has gone since."""
+    return _kit_kernel_now_possible(image) or _root_disk_now_possible(image)
+
+
+def _root_disk_now_possible(image: GuestImage) -> bool:
+    """True for an image built without its root disk because mke2fs was missing then."""
+    try:
+        problem = read_manifest(image).get("root_disk_problem")
+    except (OSError, ValueError):
+        return False
+    return bool(problem) and rootdisk.find_mke2fs() is not None
 
 
 def _kit_kernel_now_possible(image: GuestImage) -> bool:
@@ -529,7 +556,8 @@ def _build(
     report("writing the image to the cache", 0.9)
     folder = images_dir() / f"{recipe.arch}-{key}"
     with scratch_dir(f".build-{recipe.arch}-") as scratch:
-        _write_image(scratch, boot, key, choice, archive, started)
+        disk_problem = _write_root_disk(scratch, boot, archive, report)
+        _write_image(scratch, boot, key, choice, archive, started, disk_problem)
         _publish(scratch, folder)
     _remove_other_images(recipe.arch, keep=folder, choice=choice)
     image = _find(recipe, key)
@@ -554,6 +582,7 @@ class BootKernel:
     details: dict[str, Any]  # for the manifest: package, version, patches...
     fallback_reason: str | None = None
     fallback_retry: bool = False  # the reason was missing tools: try again later
+    root_disk: bool = False  # the kernel boots from a root disk (kit.rootdisk)
 
 
 def _choose_kernel(recipe: Recipe, choice: str, report: Progress, retry: bool) -> BootKernel:
@@ -612,6 +641,7 @@ def _kit_boot_kernel(
         machine=krecipe.machine,
         cmdline=f"{recipe.kernel_cmdline} {krecipe.cmdline}".strip(),
         min_memory_mb=krecipe.min_memory_mb,
+        root_disk=krecipe.root_disk,
         details={
             "kernel_package": built.source_package,
             "kernel_package_version": built.source_version,
@@ -1032,10 +1062,30 @@ def _recipe_mode(path: Path) -> int:
 # --- writing and publishing ------------------------------------------------------
 
 
+def _write_root_disk(folder: Path, boot: BootKernel, archive: Archive,
+                     report: Progress) -> str | None:
+    """The root disk, for a kernel that boots from one; why not, if it could not be made.
+
+    Without it the image still boots, from its initramfs, only less lean.
+    """
+    if not boot.root_disk:
+        return None
+    report("making the root disk (ext2)", 0.92)
+    try:
+        rootdisk.make_root_disk(archive, folder / rootdisk.ROOT_DISK_FILE)
+    except ImageError as error:
+        report(f"no root disk, the guest boots from its initramfs: {error.message}", 0.95)
+        return f"{error.message} {error.hint or ''}".strip()
+    return None
+
+
 def _write_image(
-    folder: Path, boot: BootKernel, key: str, choice: str, archive: Archive, started: float
+    folder: Path, boot: BootKernel, key: str, choice: str, archive: Archive, started: float,
+    disk_problem: str | None = None,
 ) -> None:
     recipe = boot.recipe
+    disk = folder / rootdisk.ROOT_DISK_FILE
+    files = [KERNEL_FILE, INITRAMFS_FILE, *([disk.name] if disk.exists() else [])]
     (folder / KERNEL_FILE).write_bytes(boot.files.vmlinuz)
     with (folder / INITRAMFS_FILE).open("wb") as out:
         archive.write(out)
@@ -1054,7 +1104,9 @@ def _write_image(
         "min_memory_mb": boot.min_memory_mb,
         "qemu_binary": recipe.qemu_binary,
         "modules": list(recipe.modules),
-        "sizes": {name: (folder / name).stat().st_size for name in (KERNEL_FILE, INITRAMFS_FILE)},
+        "root_disk": disk.name if disk.exists() else None,
+        "root_disk_problem": disk_problem,
+        "sizes": {name: (folder / name).stat().st_size for name in files},
         "contents": ["/" + path for path in archive.paths()],
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "build_seconds": round(time.monotonic() - started, 2),

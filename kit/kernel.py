@@ -87,6 +87,7 @@ class KernelRecipe:
     cmdline: str
     min_memory_mb: int
     expected_objects: int
+    root_disk: bool = False  # boots from an ext2 disk (kit.rootdisk), not an initramfs
 
 
 def recipe_dir() -> Path:
@@ -133,6 +134,7 @@ def _recipe_from_tables(
         cmdline=str(table.get("cmdline", "")),
         min_memory_mb=int(table["min_memory_mb"]),
         expected_objects=int(table["expected_objects"]),
+        root_disk=bool(table.get("root_disk", False)),
     )
 
 

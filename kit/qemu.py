@@ -115,6 +115,7 @@ class Profile:
     tb_size_mb: int
     free_page_reporting: bool
     cpu: str = ""  # the CPU model under TCG; "" for QEMU's default (or max on microvm)
+    ram_in_memfd: bool = False  # guest RAM in a memfd (see _machine_args)
     arch: str = "x86_64"  # the guest's architecture: KVM only where the host's is the same
 
 
@@ -123,7 +124,8 @@ class Profile:
 # (retranslation), 32 MB only adds 16 MB of RSS.
 PROFILES = {
     "q35": Profile("q35", "q35", "pci", "pvpanic-pci", 64, False),
-    "microvm": Profile("microvm", "microvm,acpi=on,rtc=on", "device", "pvpanic", 16, True),
+    "microvm": Profile("microvm", "microvm,acpi=on,rtc=on", "device", "pvpanic", 16, True,
+                       ram_in_memfd=True),
     # A 64-bit ARM board for aarch64 guests, always emulated on an x86 host.
     # cortex-a57 rather than max: max has pointer authentication, which TCG
     # emulates slowly.  No pvpanic: Debian's cloud arm64 kernel has no driver.
@@ -219,7 +221,9 @@ def _machine_args(spec: MachineSpec, chosen: Profile) -> list[str]:
     accel = "kvm" if uses_kvm(spec, chosen) else f"tcg,tb-size={chosen.tb_size_mb}"
     return [
         "-name", f"{spec.name},process=qemu-{spec.name},debug-threads=on",
-        "-machine", chosen.machine,
+        "-machine", chosen.machine + (f",memory-backend={GUEST_RAM_ID}"
+                                      if chosen.ram_in_memfd else ""),
+        *_guest_ram_args(spec, chosen),
         "-accel", accel,
         *_cpu_args(spec, chosen),
         "-m", str(spec.memory_mb),
@@ -227,6 +231,23 @@ def _machine_args(spec: MachineSpec, chosen: Profile) -> list[str]:
         "-nodefaults", "-no-user-config",
         "-display", "none",
     ]
+
+
+GUEST_RAM_ID = "guest-ram"
+
+
+def _guest_ram_args(spec: MachineSpec, chosen: Profile) -> list[str]:
+    """Guest RAM in a memfd, counted by the host in 4 KiB pages, not 2 MiB ones.
+
+    QEMU asks for transparent huge pages on anonymous guest RAM, so a guest
+    that touches one byte of a 2 MiB stretch costs the host all of it.  A
+    memfd is shared memory, which Debian gives no huge pages by default.
+    Measured with the kit's kernel under TCG, 64 MB guest: QEMU's RSS, once
+    the guest has handed back freed memory, 82 -> 80 MB; boot time unchanged.
+    """
+    if not chosen.ram_in_memfd:
+        return []
+    return ["-object", f"memory-backend-memfd,id={GUEST_RAM_ID},size={spec.memory_mb}M"]
 
 
 def _cpu_args(spec: MachineSpec, chosen: Profile) -> list[str]:
@@ -247,12 +268,32 @@ def _boot_args(spec: MachineSpec, chosen: Profile) -> list[str]:
     clock = []
     if chosen.name == "microvm" and spec.accel != "kvm" and spec.tsc_khz:
         clock = [f"tsc_early_khz={spec.tsc_khz}"]
+    disk = getattr(spec.image, "root_disk", None)
+    root = ROOT_DISK_CMDLINE if disk is not None else []
     cmdline = " ".join(
-        [spec.image.kernel_cmdline, *clock, f"kit.name={spec.name}", *spec.kernel_args])
+        [spec.image.kernel_cmdline, *root, *clock, f"kit.name={spec.name}", *spec.kernel_args])
+    files = (_root_disk_args(disk, chosen) if disk is not None
+             else ["-initrd", str(spec.image.initramfs)])
+    return ["-kernel", str(spec.image.kernel), *files, "-append", cmdline]
+
+
+# The whole disk is the file system (no partitions); the kernel runs /init
+# from it, like the initramfs's.
+ROOT_DISK_CMDLINE = ["root=/dev/vda", "rw", "rootfstype=ext2", "init=/init"]
+
+
+def _root_disk_args(disk: Path, chosen: Profile) -> list[str]:
+    """The image's root disk on virtio-blk, with ``snapshot=on``.
+
+    QEMU opens the cached file read-only (any number of guests share it) and
+    sends the guest's writes to a temporary copy-on-write file that it
+    deletes as soon as it has opened it: nothing is left behind even when
+    QEMU is killed, and every boot starts from the same files.
+    """
+    path = str(disk).replace(",", ",,")
     return [
-        "-kernel", str(spec.image.kernel),
-        "-initrd", str(spec.image.initramfs),
-        "-append", cmdline,
+        "-drive", f"file={path},format=raw,if=none,id=rootdisk,snapshot=on",
+        "-device", f"virtio-blk-{chosen.virtio_suffix},drive=rootdisk",
     ]
 
 

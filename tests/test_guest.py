@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import subprocess
@@ -74,8 +75,21 @@ def test_reboot_comes_back(image: images.GuestImage, guest_name: str) -> None:
         g.run("touch /tmp/before-reboot")
         g.reboot()
         assert g.state == "running"
-        assert g.run("ls /tmp").stdout.strip() == ""  # a fresh initramfs
+        assert g.run("ls /tmp").stdout.strip() == ""  # a fresh tmpfs
         assert g.console.count("KIT-READY") == 2
+
+
+def test_guest_writes_never_reach_the_cached_image(image: images.GuestImage,
+                                                   guest_name: str) -> None:
+    disk = image.root_disk or image.initramfs
+    before = hashlib.sha256(disk.read_bytes()).hexdigest()
+    with kit.Guest(guest_name) as g:
+        assert g.run("echo mine > /etc/learner-note && cat /etc/learner-note").stdout == "mine\n"
+        if image.root_disk is not None:
+            assert " / ext2 " in g.run("cat /proc/mounts").stdout
+    assert hashlib.sha256(disk.read_bytes()).hexdigest() == before
+    with kit.Guest(guest_name) as again:  # every start begins from the same files
+        assert not again.run("test -e /etc/learner-note").ok
 
 
 def test_three_guests_at_once(image: images.GuestImage, guest_name: str) -> None:

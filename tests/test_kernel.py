@@ -38,6 +38,10 @@ REQUIRED = {
     "ps": ["CONFIG_PROC_FS"],
     "two or more vCPUs": ["CONFIG_SMP"],
     "PVH boot of the uncompressed kernel": ["CONFIG_PVH"],
+    "the root disk": ["CONFIG_BLOCK", "CONFIG_VIRTIO_BLK", "CONFIG_EXT2_FS",
+                      "CONFIG_DEVTMPFS_MOUNT"],
+    "eth0 set up by the kernel (ip=)": ["CONFIG_IP_PNP"],
+    "a kernel call trace with function names": ["CONFIG_KALLSYMS"],
 }  # fmt: skip
 
 
@@ -78,6 +82,10 @@ def test_recipe_parses_and_patches_exist() -> None:
     # lapic_timer_period is timer ticks per jiffy: QEMU's APIC timer counts nanoseconds.
     hz = 250 if kernel.required_options(recipe).get("CONFIG_HZ_250") == "y" else None
     assert hz is not None and f"lapic_timer_period={10**9 // hz}" in recipe.cmdline
+    assert recipe.root_disk  # virtio-blk and ext2 are built in (REQUIRED above)
+    # /init skips its `ip` commands when the kernel has set eth0 up; it looks for this.
+    assert " ip=10.0.2.15::10.0.2.2:255.255.255.0::eth0:off" in f" {recipe.cmdline}"
+    assert 'ip=10.0.2.15:"*)' in (paths.assets_dir() / "guest" / "init").read_text()
 
 
 def test_lost_options_are_named() -> None:
@@ -288,6 +296,11 @@ def test_kit_kernel_guest_has_what_the_lessons_use(
         assert g.run("sqlite3 :memory: 'select 6*7'").stdout == "42\n"
         checks = "grep -q 9p /proc/filesystems && test -w /proc/sysrq-trigger && echo ok"
         assert g.run(checks).stdout == "ok\n"
+        # The root disk, and the network the kernel set up from ip= (no `ip` commands).
+        assert "VFS: Mounted root (ext2 filesystem)" in text
+        assert "IP-Config: Complete" in text
+        assert "10.0.2.15/24" in g.run("ip -4 addr show eth0").stdout
+        assert "default via 10.0.2.2" in g.run("ip route").stdout
 
 
 @pytest.mark.guest

@@ -194,3 +194,37 @@ def test_a_link_is_a_second_card_after_the_user_network_card() -> None:
     assert cards == ["virtio-net-device,netdev=net0,id=nic0",  # first: eth0 in the guest
                      "virtio-net-device,netdev=link0,id=link0-nic,mac=52:54:00:4c:01:01"]
     assert "virtio-9p-device,fsdev=fs0,mount_tag=share" in devices
+
+
+# -- the root disk and guest RAM -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FakeDiskImage(FakeMicrovmImage):
+    root_disk: Path | None = Path("/cache/a,b/root.ext2")
+
+
+def test_an_image_with_a_root_disk_boots_from_it_not_the_initramfs() -> None:
+    command = qemu.qemu_command(spec(image=FakeDiskImage(), tsc_khz=2_000_000), FDS)
+    assert "-initrd" not in command
+    # A comma in the cache path is doubled; writes go to QEMU's own temporary file.
+    assert option(command, "-drive") == [
+        "file=/cache/a,,b/root.ext2,format=raw,if=none,id=rootdisk,snapshot=on"]
+    assert "virtio-blk-device,drive=rootdisk" in option(command, "-device")
+    cmdline = option(command, "-append")[0].split()
+    assert {"root=/dev/vda", "rw", "init=/init"} <= set(cmdline)
+    assert cmdline.index("root=/dev/vda") < cmdline.index("kit.name=web1")
+
+
+def test_an_image_without_a_root_disk_boots_from_its_initramfs() -> None:
+    command = qemu.qemu_command(spec(), FDS)
+    assert option(command, "-initrd") == ["/cache/initramfs.cpio"]
+    assert "-drive" not in command
+    assert "root=/dev/vda" not in option(command, "-append")[0]
+
+
+def test_microvm_guest_ram_is_a_memfd_of_the_guest_size() -> None:
+    command = qemu.qemu_command(spec(image=FakeMicrovmImage(), tsc_khz=2_000_000), FDS)
+    assert option(command, "-object") == ["memory-backend-memfd,id=guest-ram,size=128M"]
+    assert option(command, "-machine")[0].endswith(",memory-backend=guest-ram")
+    assert "-object" not in qemu.qemu_command(spec(), FDS)  # q35: plain anonymous RAM

@@ -6,7 +6,7 @@ Three demonstrations, each a widget with a plot:
 * :class:`CrowdView`: guests added one at a time (``l7-1``, ``l7-2``...), the
   host memory all their QEMUs hold after each, and the proof that each one
   booted a kernel of its own (a different ``boot_id`` per guest);
-* :class:`SizesView`: the image's kernel and initramfs sizes (its manifest) and,
+* :class:`SizesView`: the sizes of the image's kernel and root disk (or initramfs) and,
   for each running guest, the memory it was given against what QEMU holds.
 
 The notebook ``lessons/07-limitations.ipynb`` shows these; the tests import them.
@@ -217,12 +217,20 @@ class CrowdView(KitWidget):
 
 
 def image_sizes_mb() -> dict[str, float]:
-    """What each guest boots from, as the image's manifest recorded it (MiB)."""
+    """What each guest boots from (MiB): its kernel, and its root disk or its initramfs.
+
+    A root disk is counted by the blocks its files use: the rest of it is
+    free space, which the file on the host does not even take up.
+    """
     image = images.find_image()
     if image is None:
         raise SetupError("there is no guest image yet.", hint="Run lesson 0 to build it.")
-    sizes = images.read_manifest(image)["sizes"]
-    return {name: int(size) / 2**20 for name, size in sizes.items()}
+    sizes = {"the kernel": image.kernel.stat().st_size / 2**20}
+    if image.root_disk is not None:
+        sizes["the root disk's files"] = image.root_disk.stat().st_blocks * 512 / 2**20
+    else:
+        sizes["the initramfs"] = image.initramfs.stat().st_size / 2**20
+    return sizes
 
 
 class SizesView(KitWidget):
@@ -242,9 +250,9 @@ class SizesView(KitWidget):
         costs = [guest_cost(g) for g in crowd()]
         listed = ", ".join(f"{escape(name)} {mb:.1f} MiB" for name, mb in sizes.items())
         self.text.value = _html.text(
-            f"<p>Each guest loads its own copy of: {listed}. With {len(costs)} guests "
-            f"running, the host holds {len(costs)} kernels in memory, one per guest, although "
-            "they are the same kernel.</p>")
+            f"<p>Each guest boots from {listed}, and loads its own copy of what it reads into "
+            f"its own memory. With {len(costs)} guests running, the host holds {len(costs)} "
+            "kernels in memory, one per guest, although they are the same kernel.</p>")
         if costs:
             self.plot.value = plots.paired_bars_png(
                 [c.name for c in costs],
@@ -370,7 +378,7 @@ quiz = Quiz([
                "The kit boots the kernel directly (-kernel): no menu and no boot loader, which "
                "is why that phase is short here. A full PC or cloud VM also runs firmware and "
                "a boot loader."),
-        Choice("QEMU builds the machine and loads the kernel and initramfs into its memory",
+        Choice("QEMU builds the machine and loads the kernel into its memory",
                True, "Then the guest CPU jumps into the kernel, which prints at once."),
         Choice("Nothing: the kernel is already running", False,
                "The kernel cannot run before QEMU has created the machine and loaded it."),

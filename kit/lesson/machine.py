@@ -154,8 +154,14 @@ OPTION_MEANINGS = {
     "-nodefaults": "no default devices: the machine has only what is listed here",
     "-no-user-config": "ignore QEMU configuration files on this host",
     "-display": "no screen: this guest has only a serial console",
-    "-kernel": "the guest's own Linux kernel, booted directly (no disk, no bootloader)",
+    "-kernel": "the guest's own Linux kernel, booted directly (no firmware menu, no boot "
+               "loader)",
     "-initrd": "the guest's first files (busybox, its agent, a web server), loaded into its RAM",
+    "-drive": "the guest's virtual disk: an image file holding its files (busybox, its agent, "
+              "a web server); snapshot=on sends its writes to a scratch file, so the image "
+              "never changes",
+    "-object": "the host memory behind the guest's RAM (memory-backend-memfd: counted in small "
+               "pages, so untouched guest memory costs the host nothing)",
     "-append": "the command line handed to the guest's kernel",
     "-mon": "QMP, the hypervisor's control panel, on the 'qmp' channel",
     "-serial": "the guest's first serial port (ttyS0) goes to the 'console' channel",
@@ -180,6 +186,8 @@ DEVICE_MEANINGS = {
     "virtio-balloon-device": "a balloon: the guest hands back memory it has freed, so the "
                              "host can reuse it (free-page-reporting)",
     "virtio-9p-device": "a shared folder: the guest mounts a host folder over the 9p protocol",
+    "virtio-blk-device": "a virtual disk controller; the guest sees the disk as /dev/vda",
+    "virtio-blk-pci": "a virtual disk controller; the guest sees the disk as /dev/vda",
 }
 CHARDEV_MEANINGS = {
     "qmp": "a channel to QMP (a socket the kit opened before QEMU started)",

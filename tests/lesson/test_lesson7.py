@@ -48,7 +48,7 @@ def test_every_checkpoint_both_ways(image: object) -> None:
         assert lesson7.per_guest.verify(str(round(each)))
 
         sizes = lesson7.SizesView()
-        assert "vmlinuz" in sizes.text.value and bytes(sizes.plot.value).startswith(b"\x89PNG")
+        assert "the kernel" in sizes.text.value and bytes(sizes.plot.value).startswith(b"\x89PNG")
     finally:
         lesson7.lesson.finish()
         lesson7.reset()
