@@ -697,12 +697,17 @@ def resolve_kernel_package(recipe: Recipe) -> KernelPackage:
             f"{recipe.kernel_package} does not depend on a linux-image package.",
             hint="Check kernel_package in assets/guest/recipe.toml.",
         )
-    fields = _apt_show(f"{name}:{recipe.deb_architecture}")
+    return apt_package(name, recipe.deb_architecture)
+
+
+def apt_package(name: str, architecture: str | None = None) -> KernelPackage:
+    """What apt would download for ``name`` (of ``architecture``, else the host's)."""
+    fields = _apt_show(f"{name}:{architecture}" if architecture else name)
     try:
         return KernelPackage(
             name=name,
             version=fields["Version"],
-            architecture=recipe.deb_architecture,
+            architecture=architecture or fields.get("Architecture", "all"),
             filename=PurePosixPath(fields["Filename"]).name,
             sha256=fields["SHA256"],
         )

@@ -311,20 +311,7 @@ def _write_failure(failure: Path, error: ImageError) -> None:
 
 def resolve_source_package(recipe: KernelRecipe) -> images.KernelPackage:
     """The source package as apt knows it now (name, version, file, checksum)."""
-    fields = images._apt_show(recipe.source_package)
-    try:
-        return images.KernelPackage(
-            name=recipe.source_package,
-            version=fields["Version"],
-            architecture=fields.get("Architecture", "all"),
-            filename=Path(fields["Filename"]).name,
-            sha256=fields["SHA256"],
-        )
-    except KeyError as error:
-        raise ImageError(
-            f"apt's record of {recipe.source_package} has no {error} field.",
-            hint="Run `apt-get update` (as root) and try again.",
-        ) from error
+    return images.apt_package(recipe.source_package)
 
 
 # --- building ---------------------------------------------------------------------------
