@@ -82,7 +82,7 @@ def _check_image() -> Check:
         return Check("guest image", False, error.message, error.hint or "")
     if image is None:
         return Check("guest image", False, "not built yet", "python -m kit image")
-    problem = images.read_manifest(image).get("root_disk_problem")
+    problem = image.root_disk_problem
     boots_from = ("its root disk" if image.root_disk is not None
                   else f"its initramfs ({problem})" if problem else "its initramfs")
     return Check("guest image", True,

@@ -102,6 +102,7 @@ class GuestImage:
     kernel_source: str = "debian"  # "kit": built from assets/kernel/; "debian": a package
     fallback_reason: str | None = None  # why the kit's kernel is not used, if wanted
     root_disk: Path | None = None
+    root_disk_problem: str | None = None  # why a kernel that wants a disk has none
 
     def kernel_summary(self) -> str:
         """Which kernel the guests boot, in words, with the reason for a fallback."""
@@ -442,6 +443,7 @@ def _image_from_manifest(folder: Path, manifest: dict[str, Any]) -> GuestImage:
         kernel_source=str(manifest.get("kernel_source", "debian")),
         fallback_reason=manifest.get("fallback_reason"),
         root_disk=folder / str(manifest["root_disk"]) if manifest.get("root_disk") else None,
+        root_disk_problem=manifest.get("root_disk_problem"),
     )
 
 
@@ -503,12 +505,18 @@ def _better_build_now_possible(image: GuestImage) -> bool:
 
 
 def _root_disk_now_possible(image: GuestImage) -> bool:
-    """True for an image built without its root disk because mke2fs was missing then."""
+    """True for an image built without its root disk because mke2fs was missing then.
+
+    A disk that mke2fs failed to make is not retried: it would fail again at
+    every guest start.
+    """
+    if image.root_disk_problem is None:
+        return False
     try:
-        problem = read_manifest(image).get("root_disk_problem")
+        missing_tool = bool(read_manifest(image).get("root_disk_retry", False))
     except (OSError, ValueError):
         return False
-    return bool(problem) and rootdisk.find_mke2fs() is not None
+    return missing_tool and rootdisk.find_mke2fs() is not None
 
 
 def _kit_kernel_now_possible(image: GuestImage) -> bool:
@@ -557,7 +565,7 @@ def _build(
     folder = images_dir() / f"{recipe.arch}-{key}"
     with scratch_dir(f".build-{recipe.arch}-") as scratch:
         disk_problem = _write_root_disk(scratch, boot, archive, report)
-        _write_image(scratch, boot, key, choice, archive, started, disk_problem)
+        _write_image(scratch, boot, key, choice, archive, started, *disk_problem)
         _publish(scratch, folder)
     _remove_other_images(recipe.arch, keep=folder, choice=choice)
     image = _find(recipe, key)
@@ -1068,25 +1076,28 @@ def _recipe_mode(path: Path) -> int:
 
 
 def _write_root_disk(folder: Path, boot: BootKernel, archive: Archive,
-                     report: Progress) -> str | None:
-    """The root disk, for a kernel that boots from one; why not, if it could not be made.
+                     report: Progress) -> tuple[str | None, bool]:
+    """The root disk, for a kernel that boots from one.
 
-    Without it the image still boots, from its initramfs, only less lean.
+    Returns why there is none, if it could not be made, and whether a later
+    build may do better (mke2fs was missing).  Without a disk the image
+    still boots, from its initramfs, only less lean.
     """
     if not boot.root_disk:
-        return None
+        return None, False
     report("making the root disk (ext2)", 0.92)
     try:
         rootdisk.make_root_disk(archive, folder / rootdisk.ROOT_DISK_FILE)
     except ImageError as error:
         report(f"no root disk, the guest boots from its initramfs: {error.message}", 0.95)
-        return f"{error.message} {error.hint or ''}".strip()
-    return None
+        problem = f"{error.message} {error.hint or ''}".strip()
+        return problem, isinstance(error, rootdisk.Mke2fsMissing)
+    return None, False
 
 
 def _write_image(
     folder: Path, boot: BootKernel, key: str, choice: str, archive: Archive, started: float,
-    disk_problem: str | None = None,
+    disk_problem: str | None = None, disk_retry: bool = False,
 ) -> None:
     recipe = boot.recipe
     disk = folder / rootdisk.ROOT_DISK_FILE
@@ -1111,6 +1122,7 @@ def _write_image(
         "modules": list(recipe.modules),
         "root_disk": disk.name if disk.exists() else None,
         "root_disk_problem": disk_problem,
+        "root_disk_retry": disk_retry,
         "sizes": {name: (folder / name).stat().st_size for name in files},
         "contents": ["/" + path for path in archive.paths()],
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

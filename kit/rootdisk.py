@@ -33,12 +33,16 @@ FREE_SPACE_MB = 64
 MKE2FS_HINT = "apt-get install e2fsprogs   (or run ./setup.sh)"
 
 
+class Mke2fsMissing(ImageError):
+    """mke2fs is not installed: the one reason a later build may succeed where this failed."""
+
+
 def make_root_disk(archive: Archive, disk: Path) -> None:
     """Write ``archive``'s files into a new ext2 file system at ``disk``."""
     mke2fs = find_mke2fs()
     if mke2fs is None:
-        raise ImageError("mke2fs, which makes the guest's root disk, is not installed.",
-                         hint=MKE2FS_HINT)
+        raise Mke2fsMissing("mke2fs, which makes the guest's root disk, is not installed.",
+                            hint=MKE2FS_HINT)
     with tempfile.TemporaryDirectory(prefix=".root-tree-", dir=disk.parent) as folder:
         tree = Path(folder)
         lay_out(archive, tree)

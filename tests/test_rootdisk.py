@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import stat
 import subprocess
@@ -11,7 +12,6 @@ import pytest
 
 from kit import images, rootdisk
 from kit.cpio import Archive
-from kit.errors import ImageError
 
 
 def small_archive() -> Archive:
@@ -62,7 +62,7 @@ def test_without_mke2fs_the_error_says_what_to_install(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(rootdisk.shutil, "which", lambda *args, **kwargs: None)
-    with pytest.raises(ImageError) as caught:
+    with pytest.raises(rootdisk.Mke2fsMissing) as caught:
         rootdisk.make_root_disk(small_archive(), tmp_path / "root.ext2")
     assert "e2fsprogs" in (caught.value.hint or "")
     assert not (tmp_path / "root.ext2").exists()
@@ -81,15 +81,28 @@ def test_the_kit_kernel_image_has_a_root_disk_with_the_same_files(
     assert "qemu-ga" in debugfs(image.root_disk, "ls -l /usr/sbin")
 
 
+def fake_image(folder: Path, problem: str, retry: bool) -> images.GuestImage:
+    (folder / images.MANIFEST).write_text(json.dumps(
+        {"root_disk": None, "root_disk_problem": problem, "root_disk_retry": retry}))
+    return images.GuestImage(
+        arch="x86_64", kernel=folder / images.KERNEL_FILE, initramfs=folder / "i",
+        kernel_version="6.1", kernel_cmdline="", min_memory_mb=64, qemu_binary="q", key="k",
+        root_disk_problem=problem)
+
+
 def test_an_image_made_without_mke2fs_is_rebuilt_once_it_is_there(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    (tmp_path / images.MANIFEST).write_text(
-        '{"root_disk": null, "root_disk_problem": "mke2fs ... is not installed."}')
-    image = images.GuestImage(
-        arch="x86_64", kernel=tmp_path / images.KERNEL_FILE, initramfs=tmp_path / "i",
-        kernel_version="6.1", kernel_cmdline="", min_memory_mb=64, qemu_binary="q", key="k")
+    image = fake_image(tmp_path, "mke2fs ... is not installed.", retry=True)
     monkeypatch.setattr(rootdisk, "find_mke2fs", lambda: None)
     assert not images._root_disk_now_possible(image)
     monkeypatch.setattr(rootdisk, "find_mke2fs", lambda: "/usr/sbin/mke2fs")
     assert images._root_disk_now_possible(image)
+
+
+def test_an_image_whose_disk_mke2fs_failed_to_make_is_not_rebuilt_at_every_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    image = fake_image(tmp_path, "mke2fs could not make the guest's root disk.", retry=False)
+    monkeypatch.setattr(rootdisk, "find_mke2fs", lambda: "/usr/sbin/mke2fs")
+    assert not images._root_disk_now_possible(image)
