@@ -339,8 +339,14 @@ def measure_kernel(label: str, runs: int, accel: str) -> dict[str, object]:
     image = use_kernel(label)
     kit_runs, plain_runs, logs = [], [], []
     for run in range(runs):
-        kit_runs.append(boot_by_kit(image, settle=(label == "kit")))
-        plain, log = boot_plain(image, accel)
+        # Alternate which goes first: a boot right after another finds the
+        # host's caches and CPU frequency in a different state.
+        if run % 2:
+            plain, log = boot_plain(image, accel)
+            kit_runs.append(boot_by_kit(image, settle=(label == "kit")))
+        else:
+            kit_runs.append(boot_by_kit(image, settle=(label == "kit")))
+            plain, log = boot_plain(image, accel)
         plain_runs.append(plain)
         logs.append(log)
         print(f"{label} kernel, run {run + 1}/{runs}: kit {kit_runs[-1]['agent_ready_s']:.3f} s,"

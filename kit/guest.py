@@ -336,7 +336,7 @@ class Guest:
             self._process = subprocess.Popen(
                 self.command, pass_fds=[fds.qmp, fds.console, fds.agent],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True,
+                start_new_session=True, env=qemu.environment(os.environ),
             )
         for _, theirs in pairs:
             theirs.close()

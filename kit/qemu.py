@@ -156,6 +156,28 @@ def build_command(spec: MachineSpec, fds: ChannelFds) -> list[str]:
     return [*parent_death_wrapper(), *qemu_command(spec, fds)]
 
 
+# glibc raises its mmap threshold each time a large block is freed, so that
+# later blocks of that size come from the heap, which it seldom gives back;
+# a fixed threshold keeps them in their own mappings, returned when freed.
+# Measured with the kit's kernel under TCG, 64 MB guest: QEMU's settled RSS
+# -0.3 MB, boot time unchanged.
+MALLOC_TUNABLE = "glibc.malloc.mmap_threshold=131072"
+
+
+def environment(inherited: Mapping[str, str]) -> dict[str, str]:
+    """The environment QEMU runs in: the kit's own, plus :data:`MALLOC_TUNABLE`.
+
+    A learner's own ``GLIBC_TUNABLES`` is kept, and wins if it sets the
+    threshold itself.
+    """
+    env = dict(inherited)
+    own = env.get("GLIBC_TUNABLES", "")
+    name = MALLOC_TUNABLE.split("=", 1)[0]
+    if name + "=" not in own:
+        env["GLIBC_TUNABLES"] = f"{own}:{MALLOC_TUNABLE}" if own else MALLOC_TUNABLE
+    return env
+
+
 def parent_death_wrapper() -> list[str]:
     """``setpriv --pdeathsig KILL``: the kernel kills QEMU when its parent dies.
 

@@ -17,7 +17,7 @@ import pytest
 
 import kit
 from kit import guest as guest_module
-from kit import images
+from kit import images, qemu
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.guest
@@ -56,6 +56,13 @@ def test_http_through_a_forward_on_loopback(image: images.GuestImage, guest_name
                      if c.status == psutil.CONN_LISTEN]
         assert [c.laddr.port for c in listening] == [port]
         assert all(c.laddr.ip == "127.0.0.1" for c in listening)
+
+
+def test_qemu_runs_with_the_kits_malloc_threshold(image: images.GuestImage,
+                                                  guest_name: str) -> None:
+    with kit.Guest(guest_name) as g:
+        environ = psutil.Process(g.pid).environ()
+        assert qemu.MALLOC_TUNABLE in environ["GLIBC_TUNABLES"].split(":")
 
 
 def test_pause_and_resume_seen_by_qmp(image: images.GuestImage, guest_name: str) -> None:

@@ -228,3 +228,15 @@ def test_microvm_guest_ram_is_a_memfd_of_the_guest_size() -> None:
     assert option(command, "-object") == ["memory-backend-memfd,id=guest-ram,size=128M"]
     assert option(command, "-machine")[0].endswith(",memory-backend=guest-ram")
     assert "-object" not in qemu.qemu_command(spec(), FDS)  # q35: plain anonymous RAM
+
+
+def test_qemu_runs_with_a_fixed_malloc_threshold() -> None:
+    env = qemu.environment({"PATH": "/usr/bin"})
+    assert env == {"PATH": "/usr/bin", "GLIBC_TUNABLES": qemu.MALLOC_TUNABLE}
+
+
+def test_a_learners_own_glibc_tunables_are_kept() -> None:
+    theirs = qemu.environment({"GLIBC_TUNABLES": "glibc.malloc.arena_max=2"})
+    assert theirs["GLIBC_TUNABLES"] == f"glibc.malloc.arena_max=2:{qemu.MALLOC_TUNABLE}"
+    own_threshold = {"GLIBC_TUNABLES": "glibc.malloc.mmap_threshold=65536"}
+    assert qemu.environment(own_threshold) == own_threshold
