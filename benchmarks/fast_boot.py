@@ -47,7 +47,7 @@ import psutil
 from qemu.qmp import QMPClient, QMPError
 
 import kit
-from kit import images, infrastructure, qemu, validate
+from kit import footprint, images, infrastructure, qemu, validate
 from kit.net import free_port, wait_http
 
 RESULTS = Path(__file__).parent / "results"
@@ -96,48 +96,11 @@ def boot_by_kit(image: images.GuestImage, settle: bool) -> dict[str, float]:
     if settle:
         time.sleep(SETTLE_S)
         result["rss_settled_mb"], result["uss_settled_mb"] = memory_mb(guest.pid or 0)
-        for part, mb in rss_parts(guest.pid or 0, image, guest.memory_mb).items():
+        found = footprint.of_guest(guest)
+        for part, mb in (found.parts if found else {}).items():
             result[f"rss_part:{part}"] = mb
     guest.stop()
     return result
-
-
-def rss_parts(pid: int, image: images.GuestImage, memory: int) -> dict[str, float]:
-    """QEMU's RSS split by what each mapping holds (MiB), from /proc/PID/smaps.
-
-    Guest RAM is the memfd (or, on q35, the anonymous mapping of the guest's
-    size); the translation cache is the anonymous mapping of tb-size.
-    """
-    tb_mb = qemu.PROFILES.get(image.machine, qemu.PROFILES["q35"]).tb_size_mb
-    parts = dict.fromkeys(["guest RAM", "TCG translation cache", "kernel file (mapped)",
-                           "QEMU and its libraries (files)", "QEMU heap and the rest"], 0.0)
-    for name, size_kb, rss_kb in _mappings(pid):
-        if "memfd:" in name or (not name and abs(size_kb - memory * 1024) <= 4):
-            part = "guest RAM"
-        elif not name and tb_mb * 1024 - 8 <= size_kb <= tb_mb * 1024:
-            part = "TCG translation cache"
-        elif name == str(image.kernel):
-            part = "kernel file (mapped)"
-        elif name.startswith("/"):
-            part = "QEMU and its libraries (files)"
-        else:
-            part = "QEMU heap and the rest"
-        parts[part] += rss_kb / 1024
-    return parts
-
-
-def _mappings(pid: int) -> list[tuple[str, int, int]]:
-    """(path or "", size in KiB, resident KiB) of each mapping of a process."""
-    found: list[tuple[str, int, int]] = []
-    name, size = "", 0
-    for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
-        fields = line.split()
-        if re.fullmatch(r"[0-9a-f]+-[0-9a-f]+", fields[0]):
-            start, end = (int(x, 16) for x in fields[0].split("-"))
-            name, size = (fields[5] if len(fields) > 5 else ""), (end - start) // 1024
-        elif fields[0] == "Rss:":
-            found.append((name, size, int(fields[1])))
-    return found
 
 
 # --- one boot by a plain QEMU command -------------------------------------------------------

@@ -7,7 +7,8 @@ Three demonstrations, each a widget with a plot:
   host memory all their QEMUs hold after each, and the proof that each one
   booted a kernel of its own (a different ``boot_id`` per guest);
 * :class:`SizesView`: the sizes of the image's kernel and root disk (or initramfs) and,
-  for each running guest, the memory it was given against what QEMU holds.
+  for each running guest, the memory it was given against what QEMU holds, and
+  what holds it (:mod:`kit.footprint`).
 
 The notebook ``lessons/07-limitations.ipynb`` shows these; the tests import them.
 """
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 import ipywidgets as widgets
 import psutil
 
-from kit import images, plots, registry, stopwatch
+from kit import footprint, images, plots, registry, stopwatch
 from kit.errors import SetupError
 from kit.guest import Guest
 from kit.lesson import _html
@@ -233,6 +234,34 @@ def image_sizes_mb() -> dict[str, float]:
     return sizes
 
 
+def footprints() -> dict[str, footprint.Footprint]:
+    """What holds each running crowd guest's host memory, by guest name."""
+    found = {g.name: footprint.of_guest(g) for g in crowd()}
+    return {name: parts for name, parts in found.items() if parts is not None}
+
+
+def footprint_png(found: dict[str, footprint.Footprint]) -> bytes:
+    return plots.stacked_png(
+        list(found), [(part, [f.parts[part] for f in found.values()])
+                      for part in footprint.PARTS],
+        title="what holds each guest's host memory (QEMU RSS)", ylabel="MiB")
+
+
+def _parts_text(found: dict[str, footprint.Footprint]) -> str:
+    if not found:
+        return ""
+    own = statistics.median(f.parts[footprint.GUEST_RAM] for f in found.values())
+    total = statistics.median(f.total_mib for f in found.values())
+    shared = statistics.median(f.shared_mib for f in found.values())
+    return (f"<p>The second plot splits what each QEMU holds. Only the first layer is the "
+            f"guest's own memory, the pages of it the guest has touched: {own:.0f} of "
+            f"{total:.0f} MiB (medians). The rest is the hypervisor's: its program and "
+            "libraries, the code its CPU emulator has translated (none under KVM), the "
+            "kernel file it keeps to reset the guest, its heap and its devices' state. "
+            f"{shared:.0f} MiB of each are pages another process maps too: the host "
+            "holds those once, though every guest's RSS counts them.</p>")
+
+
 class SizesView(KitWidget):
     """The image each guest loads, and the memory each guest costs the host."""
 
@@ -240,9 +269,10 @@ class SizesView(KitWidget):
         super().__init__("sizes")
         self.text = widgets.HTML()
         self.plot = widgets.Image(format="png")
+        self.parts = widgets.Image(format="png")
         again = widgets.Button(description="Measure again", icon="refresh")
         again.on_click(self._callback("measuring", self.refresh))
-        self._set_body(again, self.text, self.plot)
+        self._set_body(again, self.text, self.plot, self.parts)
         self._guarded("measuring", self.refresh)()
 
     def refresh(self) -> None:
@@ -252,13 +282,17 @@ class SizesView(KitWidget):
         self.text.value = _html.text(
             f"<p>Each guest boots from {listed}, and loads its own copy of what it reads into "
             f"its own memory. With {len(costs)} guests running, the host holds {len(costs)} "
-            "kernels in memory, one per guest, although they are the same kernel.</p>")
+            "kernels in memory, one per guest, although they are the same kernel.</p>"
+            + _parts_text(footprints()))
         if costs:
             self.plot.value = plots.paired_bars_png(
                 [c.name for c in costs],
                 [("given (-m)", [c.memory_mb for c in costs]),
                  ("QEMU RSS", [c.rss_mb for c in costs])],
                 title="memory given to each guest, and what its QEMU holds (MiB)")
+        found = footprints()
+        if found:
+            self.parts.value = footprint_png(found)
 
 
 # -- the checks ----------------------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kit import registry
+from kit import footprint, registry
 from kit.lesson import lesson7, progress
 from tests.lesson.verdicts import assert_lesson_shape, fails_with_hint
 
@@ -49,6 +49,12 @@ def test_every_checkpoint_both_ways(image: object) -> None:
 
         sizes = lesson7.SizesView()
         assert "the kernel" in sizes.text.value and bytes(sizes.plot.value).startswith(b"\x89PNG")
+        # What holds each QEMU's memory: one stacked bar per guest, and the guest's own share.
+        assert bytes(sizes.parts.value).startswith(b"\x89PNG")
+        assert "the guest's own memory" in sizes.text.value
+        found = lesson7.footprints()
+        assert sorted(found) == ["l7-1", "l7-2", "l7-3"]
+        assert all(f.parts[footprint.GUEST_RAM] > 1 for f in found.values())
     finally:
         lesson7.lesson.finish()
         lesson7.reset()
