@@ -40,7 +40,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import psutil
@@ -300,16 +300,21 @@ def timeline(log: ConsoleLog) -> dict[str, float]:
 
 def measure_kernel(label: str, runs: int, accel: str) -> dict[str, object]:
     image = use_kernel(label)
-    kit_runs, plain_runs, logs = [], [], []
+    # The same files from the initramfs instead of the root disk, by plain QEMU:
+    # what the disk costs in time and saves in memory, measured side by side.
+    from_initramfs = replace(image, root_disk=None) if image.root_disk else None
+    kit_runs, plain_runs, initramfs_runs, logs = [], [], [], []
     for run in range(runs):
-        # Alternate which goes first: a boot right after another finds the
-        # host's caches and CPU frequency in a different state.
+        # Take turns going first: a boot right after another finds the host's
+        # caches and CPU frequency in a different state.
         if run % 2:
             plain, log = boot_plain(image, accel)
             kit_runs.append(boot_by_kit(image, settle=(label == "kit")))
         else:
             kit_runs.append(boot_by_kit(image, settle=(label == "kit")))
             plain, log = boot_plain(image, accel)
+        if from_initramfs is not None:
+            initramfs_runs.append(boot_plain(from_initramfs, accel)[0])
         plain_runs.append(plain)
         logs.append(log)
         print(f"{label} kernel, run {run + 1}/{runs}: kit {kit_runs[-1]['agent_ready_s']:.3f} s,"
@@ -329,7 +334,8 @@ def measure_kernel(label: str, runs: int, accel: str) -> dict[str, object]:
         "fallback_reason": image.fallback_reason, "machine": image.machine,
         "memory_mb": guest_memory(image),
         "kit": kit_runs, "plain": plain_runs,
-        "median": {"kit": _medians(kit_runs), "plain": _medians(plain_runs)},
+        "median": {"kit": _medians(kit_runs), "plain": _medians(plain_runs),
+                   **({"plain_initramfs": _medians(initramfs_runs)} if initramfs_runs else {})},
         "timeline_s": points,
         "crowd8": crowd(image, 8),
     }
@@ -408,12 +414,23 @@ def _print_kernel_table(kernels: dict[str, dict[str, object]]) -> None:
             p = data["median"]["plain"].get(key, float("nan"))  # type: ignore[index]
             cells += f"{k:>14.{digits}f}{p:>9.{digits}f}{k / p if p == p else float('nan'):>7.3f}"
         print(f"{title:<34}{cells}")
+    _print_initramfs_row(kernels["kit"])
     for label, data in kernels.items():
         c = data["crowd8"]  # type: ignore[index]
         fallback = f", fell back: {data['fallback_reason']}" if data["fallback_reason"] else ""
         print(f"{label} kernel: {data['kernel']} on {data['machine']}, {data['memory_mb']} MiB"
               f"{fallback}; 8 together: all ready in {c['all_ready_s']:.2f} s, "
               f"{c['answering']}/8 answer")
+
+
+def _print_initramfs_row(data: dict[str, object]) -> None:
+    medians: dict[str, dict[str, float]] = data["median"]  # type: ignore[assignment]
+    if "plain_initramfs" not in medians:
+        return
+    disk, ram = medians["plain"], medians["plain_initramfs"]
+    print(f"kit kernel, plain QEMU, files from the initramfs instead of the root disk: "
+          f"agent-ready {ram['agent_ready_s']:.3f} s (disk {disk['agent_ready_s']:.3f} s), "
+          f"RSS {ram['rss_mb']:.1f} MiB (disk {disk['rss_mb']:.1f} MiB)")
 
 
 def _print_targets(report: dict[str, object], kernels: dict[str, dict[str, object]]) -> None:
