@@ -291,6 +291,8 @@ def test_kit_kernel_guest_has_what_the_lessons_use(
         assert "Linux version" in text and "kit-init: hello from the guest" in text
         assert "built into this kernel" in text
         assert g.run("grep -c ^processor /proc/cpuinfo").stdout.strip() == "2"
+        # Room for as many vCPUs as a bigger host has cores (the kit allows that many).
+        assert g.run("cat /sys/devices/system/cpu/kernel_max").stdout.strip() == "63"
         agents = [line for line in g.run("ps").stdout.splitlines() if "qemu-ga --method" in line]
         assert len(agents) == 1  # ps reads /proc
         assert g.run("sqlite3 :memory: 'select 6*7'").stdout == "42\n"
