@@ -449,13 +449,13 @@ def _print_targets(report: dict[str, object], kernels: dict[str, dict[str, objec
          f" (median of paired runs); the kit's own steps outside QEMU "
          f"{detail['kit_own_seconds_median'] * 1000:.1f} ms = "
          f"{detail['kit_own_share_of_plain'] * 100:.1f} %", overhead <= 0.05),
-        ("QEMU RSS, 64 MB guest <= 80 MB", f"{kit_m['rss_mb']:.0f} MB at ready, "
-         f"{kit_m.get('rss_settled_mb', float('nan')):.0f} MB settled",
+        ("QEMU RSS, 64 MiB guest <= 80 MiB", f"{kit_m['rss_mb']:.1f} MiB at ready, "
+         f"{kit_m.get('rss_settled_mb', float('nan')):.1f} MiB settled",
          kit_m.get("rss_settled_mb", 1e9) <= 80),
         ("8 guests together all ready <= 8 s", f"{c8['all_ready_s']:.2f} s, "
          f"{c8['answering']}/8", c8["all_ready_s"] <= 8 and c8["answering"] == 8),
         ("16 guests at once work", f"{c16['answering']}/16 in {c16['all_ready_s']:.2f} s, "
-         f"{c16['total_rss_mb']:.0f} MB RSS in all", c16["answering"] == 16),
+         f"{c16['total_rss_mb']:.0f} MiB RSS in all", c16["answering"] == 16),
         ("KVM agent-ready <= 0.15 s",
          f"{kvm['agent_ready_s']:.3f} s" if kvm["measured"] else str(kvm["why"]),
          kvm["measured"] and kvm["agent_ready_s"] <= 0.15),
