@@ -441,14 +441,18 @@ def _print_targets(report: dict[str, object], kernels: dict[str, dict[str, objec
     kvm = report["kvm"]  # type: ignore[assignment]
     overhead = kit_m["agent_ready_s"] / plain_m["agent_ready_s"] - 1
     detail = kernels["kit"]["overhead"]  # type: ignore[index]
+    # The verdict takes the median of each round's kit/plain ratio: the two
+    # boots of a round run back to back, while the host's speed drifts from
+    # round to round, which the ratio of the two medians mixes in.
+    paired = detail["paired_ratio_median"] - 1
     targets = [
         ("launch to agent-ready, TCG <= 0.5 s", f"{kit_m['agent_ready_s']:.3f} s",
          kit_m["agent_ready_s"] <= 0.5),
         ("kit overhead over plain <= 5 %",
-         f"{overhead * 100:+.1f} % (medians); {(detail['paired_ratio_median'] - 1) * 100:+.1f} %"
-         f" (median of paired runs); the kit's own steps outside QEMU "
+         f"{paired * 100:+.1f} % (median of paired runs); {overhead * 100:+.1f} % (ratio of"
+         f" medians); the kit's own steps outside QEMU "
          f"{detail['kit_own_seconds_median'] * 1000:.1f} ms = "
-         f"{detail['kit_own_share_of_plain'] * 100:.1f} %", overhead <= 0.05),
+         f"{detail['kit_own_share_of_plain'] * 100:.1f} %", paired <= 0.05),
         ("QEMU RSS, 64 MiB guest <= 80 MiB", f"{kit_m['rss_mb']:.1f} MiB at ready, "
          f"{kit_m.get('rss_settled_mb', float('nan')):.1f} MiB settled",
          kit_m.get("rss_settled_mb", 1e9) <= 80),
