@@ -15,13 +15,13 @@ memory once.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import itertools
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
 
-from kit import qemu
 from kit.guest import Guest
 
 GUEST_RAM = "guest RAM the guest has touched"
@@ -110,10 +110,23 @@ def of_guest(guest: Guest) -> Footprint | None:
     image = guest.image
     if guest.pid is None or image is None or guest.state in ("created", "stopped"):
         return None  # a stopped guest's PID may be another process's by now
-    chosen = qemu.PROFILES.get(image.machine, qemu.PROFILES["q35"])
-    under_kvm = guest.accelerator is not None and guest.accelerator.name == "kvm"
-    layout = Layout(guest.memory_mb, image.kernel, 0 if under_kvm else chosen.tb_size_mb)
+    layout = Layout(guest.memory_mb, image.kernel, translation_cache_mb(guest.command))
     try:
         return measure(guest.pid, layout)
     except psutil.Error:
         return None
+
+
+def translation_cache_mb(command: Sequence[str]) -> int:
+    """The ``tb-size`` of ``-accel tcg,tb-size=N`` in the command QEMU ran; 0 under KVM.
+
+    Read from the command rather than the image's machine: a microvm image may
+    have been booted on q35, whose cache is larger.
+    """
+    for flag, value in itertools.pairwise(command):
+        if flag == "-accel" and value.startswith("tcg"):
+            for option in value.split(",")[1:]:
+                name, _, size = option.partition("=")
+                if name == "tb-size":
+                    return int(size)
+    return 0

@@ -62,3 +62,15 @@ def test_a_running_guests_footprint_is_its_qemus_rss(
         if g.accelerator is not None and g.accelerator.name == "tcg":
             assert 0 < found.parts[footprint.TRANSLATION_CACHE] <= 16
     assert footprint.of_guest(g) is None
+
+
+@pytest.mark.parametrize(("accel", "cache_mb"), [
+    ("tcg,tb-size=16", 16),  # microvm
+    ("tcg,tb-size=64", 64),  # q35, also a microvm image booted there
+    ("kvm", 0),
+])
+def test_the_translation_cache_size_is_read_from_the_command_qemu_ran(
+    accel: str, cache_mb: int
+) -> None:
+    command = ["setpriv", "--", "qemu-system-x86_64", "-machine", "q35", "-accel", accel]
+    assert footprint.translation_cache_mb(command) == cache_mb

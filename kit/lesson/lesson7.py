@@ -278,19 +278,19 @@ class SizesView(KitWidget):
     def refresh(self) -> None:
         sizes = image_sizes_mb()
         costs = [guest_cost(g) for g in crowd()]
+        found = footprints()
         listed = ", ".join(f"{escape(name)} {mb:.1f} MiB" for name, mb in sizes.items())
         self.text.value = _html.text(
             f"<p>Each guest boots from {listed}, and loads its own copy of what it reads into "
             f"its own memory. With {len(costs)} guests running, the host holds {len(costs)} "
             "kernels in memory, one per guest, although they are the same kernel.</p>"
-            + _parts_text(footprints()))
+            + _parts_text(found))
         if costs:
             self.plot.value = plots.paired_bars_png(
                 [c.name for c in costs],
                 [("given (-m)", [c.memory_mb for c in costs]),
                  ("QEMU RSS", [c.rss_mb for c in costs])],
                 title="memory given to each guest, and what its QEMU holds (MiB)")
-        found = footprints()
         if found:
             self.parts.value = footprint_png(found)
 
