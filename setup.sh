@@ -74,6 +74,8 @@ KIT_PLAIN_NEEDS=(
 )
 
 MIN_PYTHON="3.11"
+# Debian's own interpreter: the one a fresh Debian 12 has, and the one CI tests.
+SYSTEM_PYTHON="${KIT_SYSTEM_PYTHON:-/usr/bin/python3}"
 
 say() { printf '==> %s\n' "$*"; }
 warn() { printf '!!! %s\n' "$*" >&2; }
@@ -204,7 +206,8 @@ python_ok() {
     "$1" -c "import sys; sys.exit(sys.version_info < (${MIN_PYTHON/./, }))" >/dev/null 2>&1
 }
 
-# Print the Python to build .venv from.
+# Print the Python to build .venv from: KIT_PYTHON if set, else the system's
+# own (Debian's /usr/bin/python3, the one the tests run on), else python3 on PATH.
 pick_python() {
     local candidate
     if [[ -n "${KIT_PYTHON:-}" ]]; then
@@ -212,7 +215,7 @@ pick_python() {
         printf '%s\n' "$KIT_PYTHON"
         return 0
     fi
-    for candidate in "$(command -v python3 2>/dev/null || true)" /usr/bin/python3; do
+    for candidate in "$SYSTEM_PYTHON" "$(command -v python3 2>/dev/null || true)"; do
         if [[ -n "$candidate" ]] && python_ok "$candidate"; then
             printf '%s\n' "$candidate"
             return 0
@@ -223,20 +226,31 @@ pick_python() {
 
 step_venv() {
     local root="$1" venv="$1/.venv" python
-    if [[ -x "$venv/bin/python" ]] && python_ok "$venv/bin/python"; then
-        say "Python environment: .venv is there"
+    if [[ -x "$venv/bin/python" ]] && python_ok "$venv/bin/python" && venv_matches_kit_python "$venv"; then
+        say "Python environment: .venv is there ($("$venv/bin/python" -c 'import sys; print(sys.version.split()[0])'))"
         return 0
     fi
     python="$(pick_python)" || die "no Python $MIN_PYTHON or later was found (tried python3 on PATH and /usr/bin/python3)." \
         "Install one (on Debian 12: apt-get install python3 python3-venv), or set KIT_PYTHON=/path/to/python3."
     if [[ -e "$venv" ]]; then
-        say "re-creating .venv with $python (the old one does not work)"
+        say "re-creating .venv with $python (the old one does not work, or was made from another Python)"
         "$python" -m venv --clear "$venv" || die "could not re-create .venv with $python."
     else
         say "creating a Python environment in .venv with $python"
         "$python" -m venv "$venv" || die "could not create .venv with $python." \
             "On Debian, its venv module comes in the package python3-venv."
     fi
+}
+
+# Succeed unless KIT_PYTHON asks for another interpreter than the one .venv
+# was made from (a .venv made earlier from another Python would otherwise be
+# used silently, and the tests would not run on the Python asked for).
+venv_matches_kit_python() {
+    [[ -n "${KIT_PYTHON:-}" ]] || return 0
+    local base wanted
+    base="$("$1/bin/python" -c 'import sys; print(sys._base_executable)' 2>/dev/null)" || return 1
+    wanted="$(command -v "$KIT_PYTHON" 2>/dev/null || printf '%s' "$KIT_PYTHON")"
+    [[ "$(realpath -- "$base" 2>/dev/null)" == "$(realpath -- "$wanted" 2>/dev/null)" ]]
 }
 
 # What .venv/.kit-installed holds after a successful install.

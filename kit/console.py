@@ -10,7 +10,9 @@ dropped in between.  Listeners (console widgets) are told of new text.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
+import socket
 import threading
 from collections.abc import Callable
 
@@ -36,6 +38,7 @@ class Console:
         self._lock = threading.Lock()
         self._listeners: list[Listener] = []
         self._writer: asyncio.StreamWriter | None = None
+        self._pump: asyncio.Task[None] | None = None
         self._lines_seen: dict[str, int] = {}
         self._changed = asyncio.Condition()
         self._partial = b""
@@ -77,9 +80,44 @@ class Console:
 
     # -- on the kit loop --------------------------------------------------
 
-    async def pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """Read until the guest's end closes; runs as a task on the kit loop."""
+    async def attach(self, sock: socket.socket) -> None:
+        """Own the kit's end of the console socket: read it from now until :meth:`close`."""
+        reader, writer = await asyncio.open_unix_connection(sock=sock)
+        self._pump = asyncio.create_task(self.pump(reader, writer))
+
+    async def close(self) -> None:
+        """Close the stream through its writer, which closes the socket under it.
+
+        Never close the socket itself: its transport would stay registered
+        with the loop, and the next descriptor given the same number would be
+        refused ("File descriptor N is used by transport").
+        """
+        pump, self._pump = self._pump, None
+        if pump is not None:
+            pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pump
+
+    async def pump(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter | None
+    ) -> None:
+        """Read until the guest's end closes; runs as a task on the kit loop.
+
+        Whichever way it ends (the guest hung up, or :meth:`close` cancelled
+        it), the writer is closed here: a stream whose peer hung up stays open
+        on Python 3.11.2 until its writer closes it.
+        """
         self._writer = writer
+        try:
+            await self._read_all(reader)
+        finally:
+            self._writer = None
+            if writer is not None:
+                writer.close()
+                with contextlib.suppress(OSError):
+                    await writer.wait_closed()
+
+    async def _read_all(self, reader: asyncio.StreamReader) -> None:
         while True:
             chunk = await reader.read(65536)
             if not chunk:
@@ -94,7 +132,6 @@ class Console:
                     incidents.record(error, "a console listener")
             async with self._changed:
                 self._changed.notify_all()
-        self._writer = None
 
     async def wait_for_line(self, line: str, count: int, timeout: float) -> bool:
         """Wait until ``line`` has been printed ``count`` times; False on timeout."""

@@ -16,7 +16,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
@@ -29,6 +28,7 @@ from qemu.qmp import ExecuteError, QMPClient
 from qemu.qmp.error import QMPError as _LibraryQMPError
 
 from kit import _loop, doors, images, infrastructure, limits, paths, qemu, registry, validate
+from kit.channels import GuestChannels
 from kit.console import Console
 from kit.errors import (
     AgentError,
@@ -116,7 +116,7 @@ class Guest:
         self._rundir: Path | None = None
         self._qmp: QMPClient | None = None
         self._agent: QMPClient | None = None
-        self._sockets: list[socket.socket] = []
+        self._channels: GuestChannels | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._exited: asyncio.Future[int] | None = None
         self._stop_requested = False
@@ -319,9 +319,8 @@ class Guest:
     async def _launch(self) -> None:
         assert self._image is not None and self._rundir is not None and self.accelerator
         loop = asyncio.get_running_loop()
-        pairs = [socket.socketpair() for _ in range(3)]
-        self._sockets = [ours for ours, _ in pairs]
-        fds = qemu.ChannelFds(*(theirs.fileno() for _, theirs in pairs))
+        self._channels = GuestChannels()
+        fds = self._channels.qemu_fds()
         spec = qemu.MachineSpec(
             name=self.name, image=self._image, memory_mb=self.memory_mb, cpus=self.cpus,
             accel=self.accelerator.name, forwards=self.forwards,
@@ -338,8 +337,7 @@ class Guest:
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True, env=qemu.environment(os.environ),
             )
-        for _, theirs in pairs:
-            theirs.close()
+        self._channels.release_qemu_ends()
         self.pid = self._process.pid
         limits.write_record(self._rundir, limits.LiveGuestRecord(
             self.name, self.pid, self.memory_mb, os.getpid()))
@@ -364,20 +362,24 @@ class Guest:
         loop.add_reader(pidfd, on_exit)
 
     async def _connect_channels(self) -> None:
-        ours_qmp, ours_console, ours_agent = self._sockets
-        reader, writer = await asyncio.open_unix_connection(sock=ours_console)
-        self._tasks.append(asyncio.create_task(self.console.pump(reader, writer)))
-        self.console.subscribe(self._on_console_text)
-        self._qmp = QMPClient(self.name)
+        """Hand each of the kit's ends to its owner, which alone closes it."""
+        channels = self._channels
+        assert channels is not None
+        console = self.console
+        await console.attach(channels.hand_over("console", console.close))
+        console.subscribe(self._on_console_text)
+        qmp = QMPClient(self.name)
+        qmp_socket = channels.hand_over("qmp", qmp.disconnect)
         try:
-            await self._until_exit(self._qmp.connect(ours_qmp), 20, "connecting to QMP")
+            await self._until_exit(qmp.connect(qmp_socket), 20, "connecting to QMP")
         except _LibraryQMPError as error:
             raise self._launch_error(f"QEMU did not answer on QMP ({error}).") from None
-        self._tasks.append(asyncio.create_task(self._watch_events(self._qmp)))
+        self._qmp = qmp
+        self._tasks.append(asyncio.create_task(self._watch_events(qmp)))
         agent = QMPClient(f"{self.name}-agent")
         agent.await_greeting = False
         agent.negotiate = False
-        await agent.connect(ours_agent)
+        await agent.connect(channels.hand_over("agent", agent.disconnect))
         self._agent = agent
 
     async def _wait_ready(self, ready_count: int) -> None:
@@ -420,6 +422,8 @@ class Guest:
         if task in done:
             return task.result()
         task.cancel()
+        with contextlib.suppress(BaseException):  # let it unwind (and close) before we go on
+            await task
         if self._exited in done:
             raise self._launch_error(f"QEMU exited while {doing}.")
         raise TimeoutError(doing)
@@ -587,16 +591,13 @@ class Guest:
         if self._state == "stopped":
             return
         current = asyncio.current_task()
-        for client in (self._qmp, self._agent):
-            if client is not None:
-                await self._try(client.disconnect(), 1.0)
+        if self._channels is not None:
+            await self._channels.close()
         for task in self._tasks:
             if task is not current:
                 task.cancel()
-        for sock in self._sockets:
-            sock.close()
         self._qmp = self._agent = None
-        self._tasks, self._sockets = [], []
+        self._tasks, self._channels = [], None
         self._cleanup_files()
         registry.remove(self)
         self._set_state("stopped")

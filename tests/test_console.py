@@ -13,7 +13,7 @@ def feed(console: Console, *chunks: bytes) -> None:
         for chunk in chunks:
             reader.feed_data(chunk)
         reader.feed_eof()
-        await console.pump(reader, None)  # type: ignore[arg-type]
+        await console.pump(reader, None)
 
     asyncio.run(run())
 

@@ -14,6 +14,7 @@ import re
 import shutil
 import stat
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -148,6 +149,7 @@ def test_ci_run_runs_the_test_command_and_nothing_else() -> None:
     assert script_commands(CI_RUN) == [
         "set -euo pipefail",
         'cd "$(dirname "$0")/.."',
+        "if [[ -x /usr/bin/python3 ]]; then export KIT_PYTHON=/usr/bin/python3; fi",
         "exec ./setup.sh test",
     ]
 
@@ -288,10 +290,33 @@ def test_pick_python_skips_an_old_python3(sandbox: Path) -> None:
     assert result.stdout.strip() == str(system)
 
 
-def test_pick_python_prefers_python3_on_path(sandbox: Path) -> None:
+def test_pick_python_prefers_the_systems_own(sandbox: Path) -> None:
+    """Debian's /usr/bin/python3 is what a fresh Debian 12 has, and what CI tests."""
+    (sandbox / "usr-bin").mkdir()
+    system = make_stub(sandbox / "usr-bin", "python3", "exit 0\n")
+    make_stub(sandbox, "python3", "exit 0\n")  # a newer one first on PATH
+    env = clean_env(PATH=f"{sandbox}:/usr/bin:/bin", KIT_SYSTEM_PYTHON=str(system))
+    result = call("pick_python", env=env)
+    assert result.stdout.strip() == str(system)
+
+
+def test_pick_python_falls_back_to_python3_on_path(sandbox: Path) -> None:
     good = make_stub(sandbox, "python3", "exit 0\n")  # answers "new enough"
-    result = call("pick_python", env=clean_env(PATH=f"{sandbox}:/usr/bin:/bin"))
+    env = clean_env(PATH=f"{sandbox}:/usr/bin:/bin", KIT_SYSTEM_PYTHON=str(sandbox / "none"))
+    result = call("pick_python", env=env)
     assert result.stdout.strip() == str(good)
+
+
+def test_a_venv_of_another_python_is_remade_when_kit_python_asks(sandbox: Path) -> None:
+    venv = sandbox / ".venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    mine = call("venv_matches_kit_python", str(venv), env=clean_env(KIT_PYTHON=sys.executable))
+    assert mine.returncode == 0, mine.stderr
+    other = make_stub(sandbox, "python3", "exit 0\n")
+    theirs = call("venv_matches_kit_python", str(venv), env=clean_env(KIT_PYTHON=str(other)))
+    assert theirs.returncode == 1
+    unset = call("venv_matches_kit_python", str(venv), env=clean_env())
+    assert unset.returncode == 0
 
 
 def test_pip_runs_only_when_pyproject_changed(sandbox: Path) -> None:

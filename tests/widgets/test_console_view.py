@@ -20,7 +20,7 @@ def feed(console: Console, chunks: list[bytes], pause: float = 0.0) -> None:
 
     async def run() -> None:
         reader = asyncio.StreamReader()
-        pump = asyncio.ensure_future(console.pump(reader, None))  # type: ignore[arg-type]
+        pump = asyncio.ensure_future(console.pump(reader, None))
         for chunk in chunks:
             reader.feed_data(chunk)
             await asyncio.sleep(pause)
