@@ -253,23 +253,25 @@ venv_matches_kit_python() {
     [[ "$(realpath -- "$base" 2>/dev/null)" == "$(realpath -- "$wanted" 2>/dev/null)" ]]
 }
 
-# What .venv/.kit-installed holds after a successful install.
+# What .venv/.kit-installed holds after a successful install of the extras $2.
 install_stamp() {
-    local root="$1" sum
+    local root="$1" extras="$2" sum
     sum="$(sha256sum "$root/pyproject.toml")"
-    printf '%s %s\n' "${sum%% *}" "$root"
+    printf '%s %s [%s]\n' "${sum%% *}" "$root" "$extras"
 }
 
+# Install the kit (editable) with the extras $2: "lab" for the learner's
+# JupyterLab and Voila, "lab,test" for the tests as well.
 step_python_packages() {
-    local root="$1" stamp_file="$1/.venv/.kit-installed" stamp
-    stamp="$(install_stamp "$root")"
+    local root="$1" extras="${2:-lab}" stamp_file="$1/.venv/.kit-installed" stamp
+    stamp="$(install_stamp "$root" "$extras")"
     if [[ -f "$stamp_file" && "$(<"$stamp_file")" == "$stamp" ]]; then
         say "Python packages: up to date"
         return 0
     fi
     say "installing the kit and its Python packages into .venv (a few minutes the first time)"
     rm -f "$stamp_file"
-    (cd "$root" && .venv/bin/python -m pip install --quiet --quiet --disable-pip-version-check -e '.[test]') ||
+    (cd "$root" && .venv/bin/python -m pip install --quiet --quiet --disable-pip-version-check -e ".[$extras]") ||
         die "pip could not install the Python packages (see its messages above)."
     printf '%s\n' "$stamp" >"$stamp_file"
 }
@@ -348,7 +350,11 @@ main() {
 
     step_system_packages
     step_venv "$root"
-    step_python_packages "$root"
+    if [[ "$mode" == test ]]; then
+        step_python_packages "$root" lab,test
+    else
+        step_python_packages "$root" lab
+    fi
     step_image "$root"
 
     case "$mode" in

@@ -27,8 +27,10 @@ import psutil
 from qemu.qmp import QMPClient, QMPError
 
 import kit
-from kit import images, infrastructure
-from kit.net import free_port, wait_http
+from kit.guestos import images
+from kit.hypervisor import accelerator
+from kit.infrastructure import hostinfo
+from kit.infrastructure.net import free_port, wait_http
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -110,7 +112,7 @@ def main() -> int:
     parser.add_argument("--json", type=Path, default=RESULTS / "boot.json")
     args = parser.parse_args()
     image = images.ensure_image()
-    accel = infrastructure.accelerator()
+    accel = accelerator.accelerator()
     kit_runs, plain_runs = [], []
     for run in range(args.runs):
         kit_runs.append(measure_kit(args.memory_mb))
@@ -134,7 +136,7 @@ def main() -> int:
 
 
 def print_table(kit_median: dict[str, float], plain_median: dict[str, float],
-                ratio: dict[str, float], accel: infrastructure.Accelerator,
+                ratio: dict[str, float], accel: hostinfo.Accelerator,
                 args: argparse.Namespace) -> None:
     print(f"\nboot of the kit's guest image, {args.memory_mb} MiB, {accel.label}, "
           f"median of {args.runs} runs")

@@ -31,8 +31,9 @@ from pathlib import Path
 import graphviz
 
 import kit
-from kit import diagram, infrastructure
-from kit.snapshot import GuestSnapshot, HostSnapshot, Link, Service, SharedFolder, Snapshot
+from kit.hypervisor import accelerator
+from kit.view import diagram
+from kit.view.picture import GuestSnapshot, HostSnapshot, Link, Service, SharedFolder, Snapshot
 from kit.widgets.live_diagram import MIN_INTERVAL_S, LiveDiagram
 
 RESULTS = Path(__file__).parent / "results"
@@ -156,7 +157,7 @@ def main() -> int:
     report = {
         "command": " ".join(["benchmarks/diagram.py", *sys.argv[1:]]),
         "graphviz": dot_version(), "graphviz_python": graphviz.__version__,
-        "accelerator": infrastructure.accelerator().name, "cpus": os.cpu_count(),
+        "accelerator": accelerator.accelerator().name, "cpus": os.cpu_count(),
         "renders_each": args.renders, "changes": args.changes,
         "min_interval_s": MIN_INTERVAL_S, "load_average_1min": load_before,
         "dot_startup_ms": startup, "render": renders, "live": live,

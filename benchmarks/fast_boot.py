@@ -47,8 +47,12 @@ import psutil
 from qemu.qmp import QMPClient, QMPError
 
 import kit
-from kit import footprint, images, infrastructure, qemu, validate
-from kit.net import free_port, wait_http
+from kit.core import validate
+from kit.guestos import images
+from kit.guestos.build import common
+from kit.hypervisor import accelerator, fleet, footprint, qemu
+from kit.infrastructure import hostinfo
+from kit.infrastructure.net import free_port, wait_http
 
 RESULTS = Path(__file__).parent / "results"
 KERNELS = {"kit": "auto", "debian": "debian"}  # label -> images kernel choice
@@ -71,7 +75,7 @@ def median(values: list[float]) -> float:
 def use_kernel(label: str) -> images.GuestImage:
     """Make ``kit.Guest`` boot this kernel's image (KIT_KERNEL), building it if needed."""
     os.environ["KIT_KERNEL"] = KERNELS[label]
-    return images.ensure_image(kernel=KERNELS[label], progress=images.print_progress)
+    return images.ensure_image(kernel=KERNELS[label], progress=common.print_progress)
 
 
 def guest_memory(image: images.GuestImage) -> int:
@@ -202,21 +206,10 @@ def _rebase(log: ConsoleLog, launched: float) -> ConsoleLog:
 def crowd(image: images.GuestImage, count: int) -> dict[str, float]:
     """Start ``count`` guests from as many threads at once; all ready, and what they cost."""
     guests = [kit.Guest(f"crowd{i}", memory_mb=guest_memory(image)) for i in range(count)]
-    errors: list[str] = []
-
-    def start(guest: kit.Guest) -> None:
-        try:
-            guest.start()
-        except kit.KitError as error:
-            errors.append(f"{guest.name}: {error.message}")
-
-    threads = [threading.Thread(target=start, args=(g,)) for g in guests]
     launched = time.monotonic()
     try:
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        results = fleet.each(guests, kit.Guest.start, workers=count)  # all at once, on purpose
+        errors = [f"{g.name}: {e}" for g, e in zip(guests, results, strict=True) if e]
         all_ready = time.monotonic() - launched
         answered = sum(1 for g in guests if g.state == "running" and g.run("true").ok)
         rss = sum(memory_mb(g.pid)[0] for g in guests if g.pid and g.state == "running")
@@ -234,7 +227,7 @@ def kit_steps(image: images.GuestImage) -> dict[str, float]:
     """Median cost in ms of each step ``Guest()`` and ``start()`` take before QEMU runs."""
     steps: dict[str, Callable[[], object]] = {
         "images.find_image()": lambda: images.find_image(),
-        "infrastructure.accelerator()": infrastructure.accelerator,
+        "accelerator.accelerator()": accelerator.accelerator,
         "validate.check_host_ports_free()": lambda: validate.check_host_ports_free([free_port()]),
         "qemu.MachineSpec() (host TSC rate)": lambda: qemu.MachineSpec(
             name="x", image=image, memory_mb=64, cpus=1, accel="tcg"),
@@ -346,7 +339,7 @@ def _medians(runs: list[dict[str, float]]) -> dict[str, float]:
 
 
 def measure_kvm(image: images.GuestImage) -> dict[str, object]:
-    accel = infrastructure.accelerator()
+    accel = accelerator.accelerator()
     if accel.name != "kvm":
         return {"measured": False, "why": f"not measurable: KVM {accel.kvm} here. {accel.reason}"}
     runs = [boot_by_kit(image, settle=False)["agent_ready_s"] for _ in range(5)]
@@ -359,11 +352,11 @@ def main() -> int:
     parser.add_argument("--json", type=Path, default=RESULTS / "fast_boot.json")
     args = parser.parse_args()
     os.environ["KIT_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="kit-bench-")
-    accel = infrastructure.accelerator()
+    accel = accelerator.accelerator()
     report: dict[str, object] = {
         "command": " ".join(["benchmarks/fast_boot.py", *sys.argv[1:]]),
         "accelerator": accel.name, "accelerator_reason": accel.reason,
-        "host_cpus": os.cpu_count(), "qemu": infrastructure.qemu_version(),
+        "host_cpus": os.cpu_count(), "qemu": hostinfo.qemu_version(),
         "load_average_at_start": os.getloadavg()[0],
     }
     try:

@@ -23,6 +23,7 @@ from pathlib import Path
 import psutil
 
 import kit
+from kit.hypervisor import fleet
 
 RESULTS = Path(__file__).parent / "results"
 # What "load held" means (issue: reliability): no error, no request slower than
@@ -109,11 +110,7 @@ def main() -> int:
     args = parser.parse_args()
     guests = [kit.Guest(f"load{i}", replace=True) for i in range(args.guests)]
     try:
-        starters = [threading.Thread(target=g.start) for g in guests]
-        for thread in starters:
-            thread.start()
-        for thread in starters:
-            thread.join()
+        fleet.start(guests, workers=len(guests))
         result = hammer(guests, args.seconds, args.rate, args.threads)
     finally:
         kit.stop_all()

@@ -12,13 +12,18 @@ The whole lesson-facing surface is here::
     g.open_forward(8080, 80); g.open_share(); kit.Link(a, b).up()   # doors
     kit.guests(); kit.stop_all(); kit.host()
     kit.raise_recorded_errors()  # errors from widget callbacks, raised at last
+    kit.trace("web1")         # show every QMP and agent message of web1 (kit.trace() for all)
     kit.stopwatch.measure_boots(3)            # a boot split into phases (lesson 7)
     with kit.containers.Container("c1") as c: c.run("uname -r")   # no kernel (lesson 8)
+
+The package below is arranged as the layers it teaches (docs/architecture.md):
+core <- infrastructure <- guestos <- hypervisor <- applications <- labs <- view
+<- widgets <- lesson; this module is the small facade above them.
 """
 
-from kit import containers, stopwatch
-from kit.doors import Link
-from kit.errors import (
+import logging
+
+from kit.core.errors import (
     AgentError,
     BootTimeout,
     GuestError,
@@ -32,10 +37,15 @@ from kit.errors import (
     QMPError,
     SetupError,
 )
-from kit.guest import Guest, RunResult
-from kit.incidents import raise_recorded as raise_recorded_errors
-from kit.infrastructure import Accelerator, HostInfo, host
-from kit.registry import guests, stop_all
+from kit.core.incidents import raise_recorded as raise_recorded_errors
+from kit.core.logs import trace
+from kit.core.state import GuestState
+from kit.hypervisor.accelerator import host
+from kit.hypervisor.doors import Link
+from kit.hypervisor.guest import Guest, RunResult
+from kit.hypervisor.registry import guests, stop_all
+from kit.infrastructure.hostinfo import Accelerator, HostInfo
+from kit.labs import containers, stopwatch
 
 __all__ = [
     "Accelerator",
@@ -44,6 +54,7 @@ __all__ = [
     "Guest",
     "GuestError",
     "GuestNotRunning",
+    "GuestState",
     "HostInfo",
     "HostLimit",
     "ImageError",
@@ -61,4 +72,9 @@ __all__ = [
     "raise_recorded_errors",
     "stop_all",
     "stopwatch",
+    "trace",
 ]
+
+# A library configures no logging of its own: records go nowhere until the
+# application (or kit.trace) adds a handler.
+logging.getLogger("kit").addHandler(logging.NullHandler())

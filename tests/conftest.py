@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 import kit
-from kit import images
-from kit.net import free_port  # noqa: F401  (tests import it from here)
+from kit.guestos import images
+from kit.infrastructure.net import free_port  # noqa: F401  (tests import it from here
 
 _names = itertools.count(1)
 
@@ -52,7 +52,7 @@ def our_qemu_pids() -> set[int]:
     """
     import psutil
 
-    from kit import paths
+    from kit.core import paths
 
     marker = str(paths.runtime_dir())
     found = set()

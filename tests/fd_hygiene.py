@@ -12,7 +12,7 @@ import os
 
 import psutil
 
-from kit import _loop
+from kit.core import kitloop
 
 
 def open_fds() -> set[int]:
@@ -22,13 +22,13 @@ def open_fds() -> set[int]:
 
 def live_transports(loop: asyncio.AbstractEventLoop | None = None) -> list[object]:
     """Transports the loop still holds as open (a closing one no longer counts)."""
-    registry = getattr(loop or _loop.get_loop(), "_transports", {})
+    registry = getattr(loop or kitloop.get_loop(), "_transports", {})
     return [t for t in list(registry.values()) if not t.is_closing()]
 
 
 def stale_transports(loop: asyncio.AbstractEventLoop | None = None) -> list[object]:
     """Open transports whose descriptor number was closed beneath them, or reused."""
-    registry = getattr(loop or _loop.get_loop(), "_transports", {})
+    registry = getattr(loop or kitloop.get_loop(), "_transports", {})
     stale = []
     for fd, transport in list(registry.items()):
         if transport.is_closing():

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 import kit
-from kit import images, incidents, paths
+from kit.core import incidents, paths
+from kit.guestos import images
 from kit.widgets import AgentExplorer, DoorsPanel, LiveDiagram, QMPExplorer
 from tests.conftest import free_port, our_qemu_pids
 

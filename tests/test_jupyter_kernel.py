@@ -14,7 +14,7 @@ import pytest
 from jupyter_client.blocking.client import BlockingKernelClient
 from jupyter_client.manager import KernelManager
 
-from kit import images
+from kit.guestos import images
 
 pytestmark = [pytest.mark.guest, pytest.mark.slow]
 
@@ -110,7 +110,7 @@ def test_twenty_kernel_ends_in_a_row(image: images.GuestImage) -> None:
     The same guest names every time: stale files of a killed kernel must not
     stop the next one from starting its guests.
     """
-    from kit import paths
+    from kit.core import paths
 
     endings = ["restart", "shutdown", "kill"]
     for round_number in range(20):

@@ -24,10 +24,10 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".venv-newest"
 SHORT_PART = [
-    "tests/test_channels.py",
-    "tests/test_guest.py",
-    "tests/test_guest_stress.py",
-    "tests/lesson/test_lesson0.py",
+    "tests/hypervisor/test_channels.py",
+    "tests/hypervisor/test_guest.py",
+    "tests/hypervisor/test_guest_stress.py",
+    "tests/lesson/test_lesson00_welcome.py",
 ]
 
 pytestmark = [pytest.mark.guest, pytest.mark.slow]

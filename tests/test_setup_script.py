@@ -330,7 +330,7 @@ def test_pip_runs_only_when_pyproject_changed(sandbox: Path) -> None:
     first = call("step_python_packages", str(sandbox), script=script)
     assert first.returncode == 0, first.stderr
     assert (
-        log.read_text() == "-m pip install --quiet --quiet --disable-pip-version-check -e .[test]\n"
+        log.read_text() == "-m pip install --quiet --quiet --disable-pip-version-check -e .[lab]\n"
     )
     assert (sandbox / ".venv" / ".kit-installed").exists()
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from kit.net import free_port, http_get
+from kit.infrastructure.net import free_port, http_get
 from kit.widgets.control_room import TITLE
 from tests.conftest import our_qemu_pids
 

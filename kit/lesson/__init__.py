@@ -36,7 +36,7 @@ Checkpoints (:mod:`kit.lesson.checkpoint`)
     ``cp.verify(answer=None) -> Verdict`` runs the check (what the Check button
     does), shows the verdict in the widget, records it; a failed verdict always
     carries a hint; an exception becomes a plain-words verdict and is recorded
-    in :mod:`kit.incidents`.  ``bool(verdict) == verdict.passed``.
+    in :mod:`kit.core.incidents`.  ``bool(verdict) == verdict.passed``.
     Displaying a checkpoint shows its widget (``cp.view``): task, answer box,
     Check, verdict (✔/✖/⚠ and words), hint after a wrong try, show solution.
 Check helpers (:mod:`kit.lesson.checks`)
@@ -68,10 +68,10 @@ Demonstrations
     process and its real command line; ``SetupCheck(guest)``
     (:mod:`kit.lesson.setup`): lesson 0's readiness check, image build, first boot;
     ``lesson4.Experiment`` and its boxes (files, processes, memory hog, crash,
-    noisy neighbour), which show the records :mod:`kit.isolation` measures;
+    noisy neighbour), which show the records :mod:`kit.labs.isolation` measures;
     ``lesson7.StopwatchView``, ``CrowdView``, ``SizesView`` (boot phases from
-    :mod:`kit.stopwatch`, memory as guests are added, image sizes) and
-    ``lesson8.CompareView`` (a :mod:`kit.containers` container beside a VM).
+    :mod:`kit.labs.stopwatch`, memory as guests are added, image sizes) and
+    ``lesson8.CompareView`` (a :mod:`kit.labs.containers` container beside a VM).
 
 Objectives and key points are Markdown cells in the notebooks: they read
 before anything runs.

@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from kit import paths
-from kit.errors import InvalidInput
+from kit.core import paths
+from kit.core.errors import InvalidInput
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,12 @@ class LessonInfo:
     @property
     def path(self) -> Path:
         return lessons_dir() / self.file
+
+    @property
+    def module(self) -> str:
+        """The lesson's own module, named like its notebook: 04-isolation -> lesson04_isolation."""
+        stem = self.file.removesuffix(".ipynb").split("-", 1)[1].replace("-", "_")
+        return f"kit.lesson.lesson{self.number:02d}_{stem}"
 
     @property
     def available(self) -> bool:
@@ -48,7 +54,7 @@ LESSONS: tuple[LessonInfo, ...] = (
 
 
 def lessons_dir() -> Path:
-    return paths.PROJECT_ROOT / "lessons"
+    return paths.lessons_dir()
 
 
 def lesson_info(number: int) -> LessonInfo:

@@ -9,7 +9,7 @@ when the task is done, and fails, with its hint, when it is not.
 
 A check that raises (the guest vanished mid-check, a bug) must not show a
 traceback to a learner: :meth:`Checkpoint.verify` turns the exception into a
-verdict in plain words and records it with :mod:`kit.incidents`, so a
+verdict in plain words and records it with :mod:`kit.core.incidents`, so a
 headless run still fails at ``kit.raise_recorded_errors()``.  Expected
 situations (no guest yet, the guest is paused) are therefore answered by the
 check itself, as failed verdicts with a hint, not by raising.
@@ -27,10 +27,12 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from kit import incidents
-from kit.errors import InvalidInput, KitError
-from kit.lesson import _html, progress
-from kit.widgets._base import KitWidget, describe_error, escape
+from kit.core import incidents
+from kit.core.errors import InvalidInput, KitError
+from kit.lesson import progress
+from kit.view import markup
+from kit.view.markup import escape
+from kit.widgets.base import KitWidget, describe_error
 
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 Check = Callable[..., "Verdict"]
@@ -67,7 +69,7 @@ class Verdict:
         return self.passed
 
     def __str__(self) -> str:
-        mark, word = _html.BOXES[self.kind][:2]
+        mark, word = markup.BOXES[self.kind][:2]
         lines = [f"{mark} {word}: {self.message}", *(f"  measured: {e}" for e in self.evidence)]
         if self.hint and not self.passed:
             lines.append(f"  hint: {self.hint}")
@@ -78,11 +80,11 @@ class Verdict:
 
 
 def verdict_html(verdict: Verdict) -> str:
-    evidence = "".join(f"<li>{_html.inline(e)}</li>" for e in verdict.evidence)
-    body = _html.inline(verdict.message)
+    evidence = "".join(f"<li>{markup.inline(e)}</li>" for e in verdict.evidence)
+    body = markup.inline(verdict.message)
     if evidence:
         body += f'<ul style="margin:2px 0 2px 1em;padding:0">{evidence}</ul>'
-    return _html.box(verdict.kind, body)
+    return markup.box(verdict.kind, body)
 
 
 class Checkpoint:
@@ -184,7 +186,7 @@ class CheckpointView(KitWidget):
         self.heading = widgets.HTML(
             f'<div style="font-size:1.05em;line-height:1.4"><b>⚑ Checkpoint: '
             f"{escape(checkpoint.title)}</b></div>")
-        self.task = widgets.HTML(_html.text(_html.inline(checkpoint.task)))
+        self.task = widgets.HTML(markup.text(markup.inline(checkpoint.task)))
         self.answer = widgets.Text(
             placeholder="type your answer here",
             description=checkpoint.answer_label or "",
@@ -195,7 +197,7 @@ class CheckpointView(KitWidget):
                                            button_style="primary",
                                            tooltip="Ask the live machine whether the task is done")
         self.verdict = widgets.HTML(
-            _html.box("pending", "press Check once you have done the task."))
+            markup.box("pending", "press Check once you have done the task."))
         self.hint = widgets.HTML(layout=widgets.Layout(display="none"))
         self.solution_button = widgets.ToggleButton(description="show solution", icon="key")
         self.solution = widgets.HTML(_solution_html(checkpoint),
@@ -219,12 +221,12 @@ class CheckpointView(KitWidget):
         if verdict.passed:
             self.hint.layout.display = "none"
         elif verdict.hint:
-            self.hint.value = _html.box("hint", _html.inline(verdict.hint))
+            self.hint.value = markup.box("hint", markup.inline(verdict.hint))
             self.hint.layout.display = "block"
 
     def _check_now(self) -> None:
         """Say that the check runs (some wait for the guest a moment), then run it."""
-        self.verdict.value = _html.box("pending", "asking the live machine…", word="…")
+        self.verdict.value = markup.box("pending", "asking the live machine…", word="…")
         self.checkpoint.verify()
 
     def _toggle(self, change: dict[str, Any]) -> None:
@@ -234,5 +236,5 @@ class CheckpointView(KitWidget):
 
 
 def _solution_html(checkpoint: Checkpoint) -> str:
-    code = _html.code_block(checkpoint.code) if checkpoint.code else ""
-    return _html.box("solution", _html.inline(checkpoint.solution) + code)
+    code = markup.code_block(checkpoint.code) if checkpoint.code else ""
+    return markup.box("solution", markup.inline(checkpoint.solution) + code)

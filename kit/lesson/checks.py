@@ -10,11 +10,12 @@ easy way to write a check.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import TypeVar
 
-from kit import registry
-from kit.guest import Guest
+from kit.core.state import GuestState
+from kit.hypervisor import registry
+from kit.hypervisor.guest import Guest
 from kit.lesson.checkpoint import Verdict
 
 T = TypeVar("T")
@@ -30,7 +31,7 @@ STATE_WORDS = {
 }
 
 
-def find_guest(name: str, states: tuple[str, ...] = ("running",)) -> Guest | Verdict:
+def find_guest(name: str, states: Collection[str] = (GuestState.RUNNING,)) -> Guest | Verdict:
     """The live guest called ``name`` if it is in one of ``states``, else a failed verdict.
 
     Guests are found by name in this notebook's registry, so a guest started
@@ -41,7 +42,7 @@ def find_guest(name: str, states: tuple[str, ...] = ("running",)) -> Guest | Ver
         return Verdict.fail(f"there is no guest called {name} running in this notebook.",
                             hint=f"Start the guest {name} first (its panel's ▶ Start button).")
     if guest.state not in states:
-        wanted = " or ".join(states)
+        wanted = " or ".join(str(s) for s in GuestState if s in states)
         return Verdict.fail(f"guest {name} {STATE_WORDS.get(guest.state, guest.state)}; "
                             f"this check needs it {wanted}.",
                             hint=_state_hint(guest.state, name))

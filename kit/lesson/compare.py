@@ -21,11 +21,13 @@ from dataclasses import dataclass
 import ipywidgets as widgets
 import psutil
 
-from kit import infrastructure
-from kit.errors import GuestError, GuestNotRunning
-from kit.guest import Guest
-from kit.lesson import _html
-from kit.widgets._base import KitWidget, escape, pre
+from kit.core.errors import GuestError, GuestNotRunning
+from kit.core.state import GuestState
+from kit.hypervisor import accelerator
+from kit.hypervisor.guest import Guest
+from kit.view import markup
+from kit.view.markup import escape, pre
+from kit.widgets.base import KitWidget
 
 # One agent round trip gathers every answer; sections are marked for parsing.
 GUEST_SCRIPT = r"""
@@ -72,7 +74,7 @@ class Row:
 
 def guest_view(guest: Guest) -> SystemView:
     """Ask the guest OS itself, through its agent (it must be running)."""
-    if guest.state != "running":
+    if guest.state != GuestState.RUNNING:
         raise GuestNotRunning(f"guest {guest.name} is {guest.state}, so it cannot answer.",
                               hint="Start it (or resume it) first, then ask again.")
     result = guest.run(GUEST_SCRIPT)
@@ -100,7 +102,7 @@ def host_view() -> SystemView:
         found.append((int(process.info["pid"]), str(process.info["name"] or "?")))
     return SystemView(
         where="host", kernel=platform.release(),
-        os_name=infrastructure.host(probe=False).os, hostname=socket.gethostname(),
+        os_name=accelerator.host(probe=False).os, hostname=socket.gethostname(),
         memory_total_mb=psutil.virtual_memory().total / 2**20, cpus=os.cpu_count() or 1,
         processes=tuple(sorted(found)))
 
@@ -159,7 +161,7 @@ class InsideOutside(KitWidget):
         self.ask_button.on_click(self._callback("asking the guest and the host", self.ask))
         self._set_body(widgets.HTML(f"<b>Inside guest {escape(guest.name)} vs outside on "
                                     "the host</b>"), self.ask_button, self.table, self.lists)
-        if guest.state == "running":
+        if guest.state == GuestState.RUNNING:
             self._callback("asking the guest and the host", self.ask)()
         else:
             self.table.value = f"<i>Start guest {escape(guest.name)}, then press the button.</i>"
@@ -172,7 +174,7 @@ class InsideOutside(KitWidget):
         self.rows = side_by_side(self.guest_answers, self.host_answers, given)
         cells = [[escape(r.question), f"<b>{escape(r.guest)}</b>", escape(r.host),
                   f"<small>{escape(r.how)}</small>"] for r in self.rows]
-        self.table.value = _html.table(
+        self.table.value = markup.table(
             ["question", f"inside: guest {escape(self.guest.name)}", "outside: the host",
              "how it was measured"], cells)
         self.lists.value = self._lists_html()
@@ -185,7 +187,7 @@ class InsideOutside(KitWidget):
         memory = (f"<p><small>The guest kernel's own boot log on its memory: "
                   f"<code>{escape(self.guest_answers.memory_line)}</code></small></p>"
                   if self.guest_answers.memory_line else "")
-        return _html.text(f"{memory}<details><summary>both process lists</summary>"
+        return markup.text(f"{memory}<details><summary>both process lists</summary>"
                 '<div style="display:flex;gap:12px;flex-wrap:wrap">'
                 f'<div style="flex:1 1 18em"><b>inside the guest</b>{pre(guest)}</div>'
                 f'<div style="flex:1 1 18em"><b>on the host</b>{pre(host)}</div></div></details>')

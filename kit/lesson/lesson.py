@@ -25,13 +25,17 @@ from collections.abc import Sequence
 
 import ipywidgets as widgets
 
-from kit import containers, incidents, registry
-from kit.errors import GuestError, InvalidInput, KitError
-from kit.guest import Guest
-from kit.lesson import _html, catalog, progress
+from kit.core import incidents
+from kit.core.errors import GuestError, InvalidInput, KitError
+from kit.core.state import GuestState
+from kit.hypervisor import registry
+from kit.hypervisor.guest import Guest
+from kit.labs import containers
+from kit.lesson import catalog, progress
 from kit.lesson.checkpoint import Checkpoint
 from kit.lesson.quiz import Quiz
-from kit.widgets._base import escape
+from kit.view import markup
+from kit.view.markup import escape
 
 
 def _show(widget: widgets.Widget) -> None:
@@ -103,7 +107,7 @@ class Lesson:
             quiz = (f"<p>Quiz: {done.correct_answers} of {total} questions answered right "
                     f"({len(done.answers)} answered).</p>")
         return (f"<p><b>Lesson {self.number} — {escape(self.info.title)}: "
-                f"{escape(done.status)}.</b></p>" + _html.table(["", "checkpoint"], rows) + quiz)
+                f"{escape(done.status)}.</b></p>" + markup.table(["", "checkpoint"], rows) + quiz)
 
     def finish(self) -> None:
         """The last cell: stop this notebook's guests, save, show the summary, raise errors."""
@@ -114,7 +118,7 @@ class Lesson:
         except KitError as error:
             summary = f"<p>(Progress not saved: {escape(error.message)})</p>"
         names = ", ".join(stopped) if stopped else "none were running"
-        _show(widgets.HTML(_html.text(f"{summary}<p>Guests stopped: {escape(names)}.</p>")))
+        _show(widgets.HTML(markup.text(f"{summary}<p>Guests stopped: {escape(names)}.</p>")))
         incidents.raise_recorded()
 
 
@@ -165,11 +169,11 @@ def ensure_running(guest: Guest, timeout: float = 90.0) -> Guest:
     button's boot is still going, this waits for it rather than failing.
     """
     _settle(guest, timeout)
-    if guest.state in ("created", "stopped"):
+    if not guest.state.has_process:
         guest.start()
-    elif guest.state == "paused":
+    elif guest.state == GuestState.PAUSED:
         guest.resume()
-    elif guest.state == "crashed":
+    elif guest.state == GuestState.CRASHED:
         guest.reboot()
     return guest
 
@@ -181,12 +185,14 @@ def restart_with(guest: Guest, *, memory_mb: int | None = None,
     A machine's memory and CPUs are fixed while it runs (as when a real PC
     is switched off to add RAM): changing them means a new boot.
     """
-    from kit import images, validate
+    from kit.core import validate
+    from kit.guestos import images
 
     _settle(guest, 90.0)
     wanted_memory = guest.memory_mb if memory_mb is None else memory_mb
     wanted_cpus = guest.cpus if cpus is None else cpus
-    if guest.state == "running" and (guest.memory_mb, guest.cpus) == (wanted_memory, wanted_cpus):
+    wanted = (wanted_memory, wanted_cpus)
+    if guest.state == GuestState.RUNNING and (guest.memory_mb, guest.cpus) == wanted:
         return guest
     image = images.find_image(guest.arch)
     wanted_memory = validate.check_memory(wanted_memory, image.min_memory_mb if image else 0)
@@ -199,7 +205,7 @@ def restart_with(guest: Guest, *, memory_mb: int | None = None,
 def _settle(guest: Guest, timeout: float) -> None:
     """Wait while the guest is booting or stopping (a button may be at work)."""
     deadline = time.monotonic() + timeout
-    while guest.state in ("booting", "stopping"):
+    while guest.state in (GuestState.BOOTING, GuestState.STOPPING):
         if time.monotonic() > deadline:
             raise GuestError(f"guest {guest.name} stayed {guest.state} for {timeout:g} s.",
                              hint="Look at its console for where it stopped; stop it and "

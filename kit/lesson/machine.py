@@ -19,13 +19,12 @@ from pathlib import Path
 import ipywidgets as widgets
 import psutil
 
-from kit import qemu
-from kit.errors import GuestNotRunning
-from kit.guest import Guest
-from kit.lesson import _html
-from kit.widgets._base import KitWidget, escape
-
-LIVE_STATES = ("booting", "running", "paused", "crashed")
+from kit.core.errors import GuestNotRunning
+from kit.hypervisor import qemu
+from kit.hypervisor.guest import Guest
+from kit.view import markup
+from kit.view.markup import escape
+from kit.widgets.base import KitWidget
 
 
 @dataclass(frozen=True)
@@ -75,7 +74,7 @@ class MachineProcess:
 
 def machine_process(guest: Guest) -> MachineProcess:
     """The guest's QEMU process as the host sees it now (psutil, /proc, and QMP)."""
-    if guest.pid is None or guest.state not in LIVE_STATES:
+    if guest.pid is None or not guest.state.hypervisor_answers:
         raise GuestNotRunning(f"guest {guest.name} is {guest.state}: there is no process.",
                               hint="Start it first; then it is a process on this host.")
     process = psutil.Process(guest.pid)
@@ -117,14 +116,14 @@ class OneProcess(KitWidget):
         self.look_button.on_click(self._callback("looking at the QEMU process", self.look))
         self._set_body(widgets.HTML(f"<b>Guest {escape(guest.name)}, seen from the host</b>"),
                        self.look_button, self.summary, self.threads)
-        if guest.state in LIVE_STATES:
+        if guest.state.hypervisor_answers:
             self._callback("looking at the QEMU process", self.look)()
         else:
             self.summary.value = f"<i>Start guest {escape(guest.name)}, then press the button.</i>"
 
     def look(self) -> MachineProcess:
         seen = self.seen = machine_process(self.guest)
-        self.summary.value = _html.text(
+        self.summary.value = markup.text(
             f"<p>The whole computer <b>{escape(seen.guest)}</b> is host process "
             f"<b>{seen.pid}</b> (<code>{escape(seen.name)}</code>), with "
             f"{len(seen.threads)} threads, {len(seen.vcpu_threads)} of them running its "
@@ -136,7 +135,7 @@ class OneProcess(KitWidget):
         rows = [[str(t.tid), f"<code>{escape(t.name)}</code>",
                  ("<b>✔ vCPU</b> " if t.is_vcpu else "") + escape(seen.role(t))]
                 for t in seen.threads]
-        self.threads.value = _html.table(["host thread id", "name", "what it does"], rows)
+        self.threads.value = markup.table(["host thread id", "name", "what it does"], rows)
         return seen
 
 
@@ -234,8 +233,8 @@ def command_html(guest: Guest) -> str:
         return f"<i>Guest {escape(guest.name)} has not been started yet: no command.</i>"
     rows = [[f"<code>{escape(o)}</code>", f"<code>{escape(v)}</code>", escape(m)]
             for o, v, m in explain_command(guest.command)]
-    return (_html.code_block(qemu.show(guest.command))
-            + _html.table(["option", "value", "what it does"], rows))
+    return (markup.code_block(qemu.show(guest.command))
+            + markup.table(["option", "value", "what it does"], rows))
 
 
 class CommandExplained(KitWidget):

@@ -12,8 +12,10 @@ from dataclasses import dataclass
 
 import ipywidgets as widgets
 
-from kit.lesson import _html, catalog, progress
-from kit.widgets._base import KitWidget, escape
+from kit.lesson import catalog, progress
+from kit.view import markup
+from kit.view.markup import escape
+from kit.widgets.base import KitWidget
 
 MARKS = {"done": "✔", "in progress": "◐", "not started": "○", "coming": "…"}
 
@@ -57,7 +59,7 @@ def overview_html(rows: list[OverviewRow]) -> str:
         cells.append([str(row.number), title, f"{row.minutes} min",
                       f"{MARKS[row.status]} {escape(row.status)}",
                       escape(row.checkpoints or "—"), escape(row.quiz or "—")])
-    return _html.table(["#", "lesson", "time", "status", "checkpoints passed", "quiz"], cells)
+    return markup.table(["#", "lesson", "time", "status", "checkpoints passed", "quiz"], cells)
 
 
 class ProgressOverview(KitWidget):

@@ -31,6 +31,7 @@ import datetime
 import fcntl
 import getpass
 import json
+import logging
 import os
 import tempfile
 import warnings
@@ -39,7 +40,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kit.errors import KitError
+from kit.core.errors import KitError
+
+log = logging.getLogger(__name__)
 
 FORMAT = 1
 Data = dict[str, Any]

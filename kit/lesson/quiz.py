@@ -14,10 +14,12 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from kit.errors import InvalidInput, KitError
-from kit.lesson import _html, progress
+from kit.core.errors import InvalidInput, KitError
+from kit.lesson import progress
 from kit.lesson.checkpoint import ID_PATTERN
-from kit.widgets._base import KitWidget, escape
+from kit.view import markup
+from kit.view.markup import escape
+from kit.widgets.base import KitWidget
 
 
 @dataclass(frozen=True)
@@ -53,8 +55,8 @@ class Feedback:
 
 def feedback_html(feedback: Feedback) -> str:
     note = "" if feedback.saved else " <small>(your answer could not be saved)</small>"
-    return _html.box("right" if feedback.correct else "wrong",
-                     f"<i>{_html.inline(feedback.text)}</i>: {_html.inline(feedback.why)}{note}")
+    return markup.box("right" if feedback.correct else "wrong",
+                     f"<i>{markup.inline(feedback.text)}</i>: {markup.inline(feedback.why)}{note}")
 
 
 class Question:
@@ -144,7 +146,8 @@ class QuestionView(widgets.VBox):  # type: ignore[misc]
 
     def __init__(self, question: Question, number: int, on_answer: Any) -> None:
         self.question = question
-        self.prompt = widgets.HTML(_html.text(f"<b>{number}.</b> {_html.inline(question.prompt)}"))
+        prompt = markup.inline(question.prompt)
+        self.prompt = widgets.HTML(markup.text(f"<b>{number}.</b> {prompt}"))
         self.choices = widgets.RadioButtons(
             options=[(c.text, i) for i, c in enumerate(question.choices)], value=None,
             layout=widgets.Layout(width="auto"))
@@ -157,7 +160,7 @@ class QuestionView(widgets.VBox):  # type: ignore[misc]
     def submit(self) -> Feedback | None:
         """Answer with the selected choice (nothing happens if none is selected)."""
         if self.choices.value is None:
-            self.feedback.value = _html.box("pending", "choose an answer first.")
+            self.feedback.value = markup.box("pending", "choose an answer first.")
             return None
         feedback = self.question.answer(int(self.choices.value))
         self.feedback.value = feedback_html(feedback)

@@ -1,9 +1,9 @@
 """Lesson 0's setup check: is this machine ready, in plain words, and the first boot.
 
-It runs the kit's doctor (:func:`kit.doctor.checks`) and says, for each
+It runs the kit's doctor (:func:`kit.hypervisor.doctor.checks`) and says, for each
 finding, what the thing is for and what to do; it builds the guest image
 when there is none, with a progress bar fed by
-:func:`kit.images.ensure_image`; and it boots a first guest in one click.
+:func:`kit.guestos.images.ensure_image`; and it boots a first guest in one click.
 
 Slow work (a build takes minutes, a boot seconds) runs in a background
 thread so the page stays alive; :meth:`SetupCheck.wait` lets a notebook run
@@ -17,11 +17,14 @@ import time
 
 import ipywidgets as widgets
 
-from kit import doctor, images, infrastructure
-from kit.guest import Guest
-from kit.lesson import _html
+from kit.core.state import GuestState
+from kit.guestos import images
+from kit.hypervisor import accelerator, doctor
+from kit.hypervisor.guest import Guest
 from kit.lesson.lesson import ensure_running
-from kit.widgets._base import KitWidget, escape
+from kit.view import markup
+from kit.view.markup import escape
+from kit.widgets.base import KitWidget
 
 WHAT_FOR = {
     "QEMU": "the hypervisor: the program that builds each virtual machine",
@@ -52,7 +55,7 @@ ACCELERATOR_WORDS = {
 def explain(check: doctor.Check) -> str:
     """What a finding means for the learner, in a sentence."""
     if check.name == "accelerator":
-        kvm = infrastructure.accelerator().kvm
+        kvm = accelerator.accelerator().kvm
         return ACCELERATOR_WORDS.get(kvm, check.detail)
     return WHAT_FOR.get(check.name, "")
 
@@ -110,11 +113,11 @@ class SetupCheck(KitWidget):
                  escape(c.detail) + (f"<br><b>fix:</b> <code>{escape(c.fix)}</code>"
                                      if c.fix and not c.ok else "")]
                 for c in self.checks]
-        self.table.value = _html.table(["", "what", "what it is for", "found here"], rows)
+        self.table.value = markup.table(["", "what", "what it is for", "found here"], rows)
         broken = [c.name for c in self.checks if c.required and not c.ok]
         self.verdict.value = (
-            _html.box("passed", "this machine can run the kit's guests.") if not broken
-            else _html.box("failed", "fix these first: " + escape(", ".join(broken))
+            markup.box("passed", "this machine can run the kit's guests.") if not broken
+            else markup.box("failed", "fix these first: " + escape(", ".join(broken))
                            + ". The guest image can be built with the button below."))
         image_missing = any(c.name == "guest image" and not c.ok for c in self.checks)
         self.build_button.layout.display = "flex" if image_missing else "none"
@@ -135,7 +138,7 @@ class SetupCheck(KitWidget):
 
     def boot(self) -> Guest:
         """Start the first guest (a no-op if it already runs)."""
-        if self.guest.state == "running":
+        if self.guest.state == GuestState.RUNNING:
             self.boot_status.value = f"guest <b>{escape(self.guest.name)}</b> is already running."
             return self.guest
         self.boot_status.value = f"booting <b>{escape(self.guest.name)}</b>…"

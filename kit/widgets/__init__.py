@@ -21,8 +21,8 @@ Each lets go of its listeners on ``close()``.
 
 from __future__ import annotations
 
-from kit.widgets._base import ErrorBanner, KitWidget
 from kit.widgets.agent_explorer import AgentExplorer
+from kit.widgets.base import ErrorBanner, KitWidget
 from kit.widgets.console_view import ConsoleView
 from kit.widgets.control_room import ControlRoom
 from kit.widgets.dashboard import Dashboard

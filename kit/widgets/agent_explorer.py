@@ -13,10 +13,11 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from kit.errors import InvalidInput
-from kit.guest import Guest, RunResult
-from kit.widgets._base import KitWidget, escape, on_enter, pre, resolve_guest
-from kit.widgets._command_form import Command, CommandForm
+from kit.core.errors import InvalidInput
+from kit.hypervisor.guest import Guest, RunResult
+from kit.view.markup import escape, pre
+from kit.widgets.base import KitWidget, on_enter, resolve_guest
+from kit.widgets.command_form import Command, CommandForm
 
 READ_LIMIT_BYTES = 64 * 1024
 CHUNK_BYTES = 16 * 1024

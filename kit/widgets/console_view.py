@@ -14,23 +14,15 @@ from collections.abc import Callable
 
 import ipywidgets as widgets
 
-from kit.console import Console
-from kit.errors import GuestNotRunning
-from kit.guest import Guest
-from kit.widgets._base import (
-    KitWidget,
-    Throttle,
-    escape,
-    on_enter,
-    on_loop,
-    pre,
-    resolve_guest,
-)
+from kit.core.errors import GuestNotRunning
+from kit.hypervisor.console import Console
+from kit.hypervisor.guest import Guest
+from kit.view.markup import escape, pre
+from kit.widgets.base import KitWidget, Throttle, on_enter, on_loop, resolve_guest
 
 MAX_CHARS = 32_000
 UPDATES_PER_SECOND = 10
 CTRL_C = "\x03"
-TYPABLE_STATES = ("booting", "running", "paused", "crashed")
 
 
 def keep_tail(text: str, limit: int = MAX_CHARS) -> str:
@@ -98,7 +90,7 @@ class ConsoleView(KitWidget):
         self.input.value = ""
 
     def type_text(self, text: str) -> None:
-        if self.guest.state not in TYPABLE_STATES:
+        if not self.guest.state.hypervisor_answers:
             raise GuestNotRunning(
                 f"cannot type on the console of {self.guest.name}: it is {self.guest.state}.",
                 hint="Start the guest first; its console comes alive as it boots.")

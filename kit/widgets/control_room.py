@@ -4,13 +4,13 @@ An instructor runs several notebooks at once (a demo in one, a class example
 in another) and needs one place that shows all of their guests and can stop
 them all before the next lesson.  Two kinds of guest are found:
 
-* the guests of *this* kernel (:mod:`kit.registry`): full controls, the live
+* the guests of *this* kernel (:mod:`kit.hypervisor.registry`): full controls, the live
   console, the state as QMP reports it;
 * the guests of *other* kernels and programs of the same user: found through
   the ``guest.json`` record each live guest keeps in the user's runtime
-  folder (:mod:`kit.limits`).  Their QMP and console sockets are private to
+  folder (:mod:`kit.infrastructure.limits`).  Their QMP and console sockets are private to
   the process that started them (inherited socket pairs, see
-  :mod:`kit.qemu`), so from here they are seen from outside, with psutil:
+  :mod:`kit.hypervisor.qemu`), so from here they are seen from outside, with psutil:
   process id, memory, whether the process is alive.  They can be stopped by
   their recorded process id, after checking the process is a QEMU of this
   user running that guest.
@@ -32,10 +32,13 @@ from dataclasses import dataclass
 import ipywidgets as widgets
 import psutil
 
-from kit import _loop, limits, paths, registry
-from kit.errors import GuestError
-from kit.guest import Guest
-from kit.widgets._base import KitWidget, Throttle, close_tree, escape, on_loop, pre
+from kit.core import kitloop, paths
+from kit.core.errors import GuestError
+from kit.hypervisor import registry
+from kit.hypervisor.guest import Guest
+from kit.infrastructure import limits
+from kit.view.markup import escape, pre
+from kit.widgets.base import KitWidget, Throttle, close_tree, on_loop
 from kit.widgets.console_view import ConsoleView
 from kit.widgets.guest_panel import GuestPanel
 from kit.widgets.live_diagram import LiveDiagram
@@ -144,7 +147,7 @@ def stop_everything() -> list[str]:
 
 
 def _local_row(guest: Guest) -> HostGuest:
-    pid = guest.pid if guest.state not in ("created", "stopped") else None
+    pid = guest.pid if guest.state.has_process else None
     return HostGuest(guest.name, pid, guest.memory_mb, os.getpid(), guest.state,
                      _rss_mb(pid), guest)
 
@@ -406,7 +409,7 @@ class ControlRoom(KitWidget):
 
     def _start_timer(self, seconds: float) -> None:
         """Refresh every ``seconds`` on the kit loop (the other notebooks send no events)."""
-        loop = _loop.get_loop()
+        loop = kitloop.get_loop()
 
         def tick() -> None:
             if self._closed:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import ipywidgets as widgets
 
-from kit.guest import Guest
-from kit.widgets._base import KitWidget, resolve_guest
+from kit.hypervisor.guest import Guest
+from kit.widgets.base import KitWidget, resolve_guest
 from kit.widgets.console_view import ConsoleView
 from kit.widgets.guest_panel import GuestPanel
 from kit.widgets.live_diagram import LiveDiagram

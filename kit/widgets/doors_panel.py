@@ -14,9 +14,11 @@ from collections.abc import Callable
 
 import ipywidgets as widgets
 
-from kit import doors
-from kit.guest import Guest
-from kit.widgets._base import KitWidget, escape, resolve_guest
+from kit.core.state import GuestState
+from kit.hypervisor import doors
+from kit.hypervisor.guest import Guest
+from kit.view.markup import escape
+from kit.widgets.base import KitWidget, resolve_guest
 
 DEFAULT_HOST_PORT = 8080
 DEFAULT_GUEST_PORT = 80
@@ -146,16 +148,16 @@ class DoorsPanel(KitWidget):
     def refresh(self) -> None:
         """Show each door as it is now."""
         g = self.guest
-        live = g.state in doors.LIVE_STATES
+        live = g.state.hypervisor_answers
         self.note.value = "" if live else (
             f"<i>The guest is {escape(g.state)}: start it to open its doors.</i>")
         self._show(self.forward, self._forward_is_open(), not live)
         self.forward_state.value = escape(forward_words(g.forwards))
         self._show(self.share, g.share_open,
-                   g.state != "running" or g.shared_folder is None)
+                   g.state != GuestState.RUNNING or g.shared_folder is None)
         self.share_state.value = escape(share_words(g))
         if self.link is not None:
-            both_live = all(x.state in doors.LIVE_STATES for x in (self.link.a, self.link.b))
+            both_live = all(x.state.hypervisor_answers for x in (self.link.a, self.link.b))
             self._show(self.link_toggle, self.link.is_up, not both_live)
             self.link_state.value = escape(link_words(self.link))
 

@@ -15,10 +15,13 @@ from collections.abc import Callable
 
 import ipywidgets as widgets
 
-from kit import images, validate
-from kit.diagram import Look, look
-from kit.guest import Guest
-from kit.widgets._base import KitWidget, Throttle, escape, pre, resolve_guest
+from kit.core import validate
+from kit.core.state import GuestState
+from kit.guestos import images
+from kit.hypervisor.guest import Guest
+from kit.view.diagram import Look, look
+from kit.view.markup import escape, pre
+from kit.widgets.base import KitWidget, Throttle, resolve_guest
 
 ACTIONS = ("start", "pause", "resume", "reboot", "stop")
 SLOW_ACTIONS = frozenset({"start", "reboot", "stop"})  # run in the background
@@ -54,7 +57,7 @@ def allowed_actions(state: str, busy: bool) -> frozenset[str]:
 def badge_html(state: str) -> str:
     """The state as the diagram's legend draws it: mark and word first, colour last.
 
-    The look comes from :func:`kit.diagram.look`, so the badge and the diagram
+    The look comes from :func:`kit.view.diagram.look`, so the badge and the diagram
     beside it always agree; the mark, the word and the border style make it
     readable in greyscale and without telling colours apart.
     """
@@ -216,7 +219,7 @@ class GuestPanel(KitWidget):
 
     def _start(self) -> None:
         g = self.guest
-        if g.state in ("created", "stopped"):
+        if not g.state.has_process:
             image = images.find_image(g.arch, g.kernel)
             g.memory_mb = validate.check_memory(self.memory.value,
                                                 image.min_memory_mb if image else 0)
@@ -247,7 +250,7 @@ class GuestPanel(KitWidget):
         self._tick()
 
     def _tick(self) -> None:
-        if self.guest.state != "booting":
+        if self.guest.state != GuestState.BOOTING:
             self.progress.layout.visibility = "hidden"
             self.progress_label.value = ""
             return
@@ -261,7 +264,7 @@ class GuestPanel(KitWidget):
     def _details_html(self) -> str:
         g = self.guest
         size = f"{g.memory_mb} MiB, {g.cpus} vCPU{'s' if g.cpus > 1 else ''}"
-        if g.state in ("created", "stopped"):
+        if not g.state.has_process:
             why = f"; last stop: {escape(g.exit_reason)}" if g.exit_reason else ""
             return f"<small>{size}{why}</small>"
         accel = f", {escape(g.accelerator.label)}" if g.accelerator else ""

@@ -6,9 +6,10 @@ from collections.abc import Callable
 
 import ipywidgets as widgets
 
-from kit import infrastructure
-from kit.infrastructure import HostInfo
-from kit.widgets._base import KitWidget, escape
+from kit.hypervisor import accelerator
+from kit.infrastructure.hostinfo import HostInfo
+from kit.view.markup import escape
+from kit.widgets.base import KitWidget
 
 FLAG_MEANINGS = {
     "vmx": "Intel VT-x: the CPU can run guests with hardware help",
@@ -65,7 +66,7 @@ class HostView(KitWidget):
     is then cached), so the first view can take a few seconds.
     """
 
-    def __init__(self, read: Callable[[], HostInfo] = infrastructure.host) -> None:
+    def __init__(self, read: Callable[[], HostInfo] = accelerator.host) -> None:
         super().__init__("host view")
         self._read = read
         self.info: HostInfo | None = None

@@ -1,7 +1,7 @@
-"""The live layer diagram: the picture of :mod:`kit.diagram`, redrawn as guests change.
+"""The live layer diagram: the picture of :mod:`kit.view.diagram`, redrawn as guests change.
 
 How it stays live without polling: it listens to the kit's lifecycle
-announcements (:func:`kit.registry.subscribe`), which already carry what QMP
+announcements (:func:`kit.hypervisor.registry.subscribe`), which already carry what QMP
 reports (a pause, a resume, a guest panic, a reset).  Each change pokes a
 throttle, so a burst of changes gives one redraw, at most one per
 :data:`MIN_INTERVAL_S`, and the last change always gets its redraw.
@@ -28,10 +28,14 @@ from collections.abc import Iterable, Sequence
 
 import ipywidgets as widgets
 
-from kit import _loop, diagram, incidents, registry, snapshot
-from kit.errors import InvalidInput
-from kit.guest import Guest
-from kit.widgets._base import Throttle, describe_error, escape
+from kit.core import incidents, kitloop
+from kit.core.errors import InvalidInput
+from kit.core.state import GuestState
+from kit.hypervisor import registry
+from kit.hypervisor.guest import Guest
+from kit.view import diagram, picture
+from kit.view.markup import escape
+from kit.widgets.base import Throttle, describe_error
 
 MIN_INTERVAL_S = 0.2
 WHERE = "the live layer diagram"
@@ -158,7 +162,7 @@ class LiveDiagram(widgets.HTML):  # type: ignore[misc]
             found = (c if isinstance(c, Guest) else registry.get(c) or self._seen.get(c)
                      for c in self._chosen)
         return [guest for guest in found if guest is not None
-                and (self.keep_stopped or guest.state != "stopped")]
+                and (self.keep_stopped or guest.state != GuestState.STOPPED)]
 
     def _on_state_change(self, guest: Guest, state: str) -> None:
         """Runs on the kit loop thread: note the change and ask for a redraw, nothing more."""
@@ -191,8 +195,8 @@ class LiveDiagram(widgets.HTML):  # type: ignore[misc]
         with self._lock:
             self._taken += 1
             number, guests, highlight = self._taken, self._guests(), self._highlight
-        picture = snapshot.take(guests)
-        svg = scaled(diagram.render_svg(diagram.layers(picture, highlight=highlight,
+        state = picture.take(guests)
+        svg = scaled(diagram.render_svg(diagram.layers(state, highlight=highlight,
                                                        graph_id=self.graph_id)))
         self._assign(number, svg)
         return svg
@@ -221,12 +225,12 @@ class LiveDiagram(widgets.HTML):  # type: ignore[misc]
 
     def _start_timer(self, seconds: float) -> None:
         """Redraw every ``seconds`` while a shown guest has a process (its RSS moves)."""
-        loop = _loop.get_loop()
+        loop = kitloop.get_loop()
 
         def tick() -> None:
             if self._closed:
                 return
-            if any(g.state not in ("created", "stopped") for g in self._guests()):
+            if any(g.state.has_process for g in self._guests()):
                 self._throttle.poke()
             loop.call_later(seconds, tick)
 

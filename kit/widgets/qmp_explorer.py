@@ -12,9 +12,10 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from kit.guest import Guest
-from kit.widgets._base import KitWidget, escape, pre, resolve_guest
-from kit.widgets._command_form import Command, CommandForm, one_line
+from kit.hypervisor.guest import Guest
+from kit.view.markup import escape, pre
+from kit.widgets.base import KitWidget, resolve_guest
+from kit.widgets.command_form import Command, CommandForm, one_line
 
 LOG_LINES = 60
 

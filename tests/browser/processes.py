@@ -15,7 +15,7 @@ from pathlib import Path
 
 import psutil
 
-from kit import paths
+from kit.core import paths
 
 
 def family(pid: int) -> set[int]:

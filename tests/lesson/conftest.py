@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from kit import incidents
+from kit.core import incidents
 
 
 @pytest.fixture(autouse=True)

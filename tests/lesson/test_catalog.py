@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from kit.errors import InvalidInput
+from kit.core.errors import InvalidInput
 from kit.lesson import catalog
 
 
@@ -33,9 +35,19 @@ def test_an_unknown_lesson_is_refused_in_words() -> None:
 
 def test_the_readme_lists_every_lesson_with_its_time() -> None:
     """The README's table is written by hand: it must agree with the catalog."""
-    readme = (catalog.lessons_dir().parent / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     for lesson in catalog.LESSONS:
         row = next((line for line in readme.splitlines()
                     if line.startswith(f"| `lessons/{lesson.file}`")), "")
         assert row.endswith(f"| {lesson.minutes} min |"), f"README row for {lesson.file}: {row!r}"
         assert lesson.available, f"{lesson.file} is listed but does not exist"
+
+
+def test_each_lesson_has_its_module_named_like_its_notebook() -> None:
+    import importlib
+
+    for info in catalog.LESSONS:
+        module = importlib.import_module(info.module)
+        assert hasattr(module, "lesson"), f"{info.module} has no `lesson`"
+    modules = {p.stem for p in Path(catalog.__file__).parent.glob("lesson[0-9][0-9]_*.py")}
+    assert modules == {info.module.rsplit(".", 1)[1] for info in catalog.LESSONS}

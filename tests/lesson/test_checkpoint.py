@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from kit import incidents
-from kit.errors import GuestNotRunning, InvalidInput
+from kit.core import incidents
+from kit.core.errors import GuestNotRunning, InvalidInput
 from kit.lesson import Checkpoint, Verdict, progress
 
 

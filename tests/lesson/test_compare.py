@@ -8,7 +8,7 @@ import psutil
 import pytest
 
 import kit
-from kit.errors import GuestNotRunning
+from kit.core.errors import GuestNotRunning
 from kit.lesson import compare
 
 GUEST_OUTPUT = """kernel=6.1.0-test

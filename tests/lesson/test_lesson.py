@@ -5,9 +5,9 @@ from __future__ import annotations
 import ipywidgets as widgets
 import pytest
 
-from kit import incidents
-from kit.errors import InvalidInput
-from kit.incidents import RecordedErrors
+from kit.core import incidents
+from kit.core.errors import InvalidInput
+from kit.core.incidents import RecordedErrors
 from kit.lesson import Checkpoint, Choice, Lesson, Question, Quiz, Verdict, beside, progress
 from kit.lesson import finish as finish_notebook
 
@@ -67,7 +67,7 @@ def test_beside_lets_parts_wrap() -> None:
 
 
 def test_the_last_cell_stops_containers_too() -> None:
-    from kit import containers
+    from kit.labs import containers
     from kit.lesson.lesson import stop_lesson_guests
 
     box = containers.Container("t-last-cell")

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 import kit
-from kit import qemu
-from kit.errors import GuestNotRunning
+from kit.core.errors import GuestNotRunning
+from kit.hypervisor import qemu
 from kit.lesson import machine
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kit.errors import InvalidInput
+from kit.core.errors import InvalidInput
 from kit.lesson import Choice, Question, Quiz, progress
 
 

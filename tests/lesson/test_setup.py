@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import kit
-from kit import doctor
+from kit.hypervisor import doctor
 from kit.lesson import setup
 
 

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from kit import incidents
+from kit.core import incidents
 
 
 @pytest.fixture(autouse=True)

@@ -10,17 +10,11 @@ from collections.abc import Iterator
 import ipywidgets as widgets
 import pytest
 
-from kit import incidents, registry
-from kit.errors import GuestError
-from kit.widgets._base import (
-    ErrorBanner,
-    KitWidget,
-    Throttle,
-    close_tree,
-    describe_error,
-    on_enter,
-    pre,
-)
+from kit.core import incidents
+from kit.core.errors import GuestError
+from kit.hypervisor import registry
+from kit.view.markup import pre
+from kit.widgets.base import ErrorBanner, KitWidget, Throttle, close_tree, describe_error, on_enter
 
 
 @pytest.fixture(autouse=True)
@@ -54,7 +48,7 @@ def test_kit_errors_are_described_with_their_fix() -> None:
 def test_other_errors_show_their_type_and_where_to_look() -> None:
     what, fix = describe_error(ZeroDivisionError("division by zero"))
     assert what == "ZeroDivisionError: division by zero"
-    assert "kit.incidents.recorded()" in fix
+    assert "kit.core.incidents.recorded()" in fix
 
 
 def test_banner_is_hidden_until_there_is_something_to_say() -> None:

@@ -8,8 +8,9 @@ import time
 import pytest
 
 import kit
-from kit import _loop, images, incidents
-from kit.console import Console
+from kit.core import incidents, kitloop
+from kit.guestos import images
+from kit.hypervisor.console import Console
 from kit.widgets import ConsoleView
 from kit.widgets.console_view import MAX_CHARS, keep_tail
 from tests.waiting import wait_until
@@ -27,7 +28,7 @@ def feed(console: Console, chunks: list[bytes], pause: float = 0.0) -> None:
         reader.feed_eof()
         await pump
 
-    _loop.call(run(), timeout=30)
+    kitloop.call(run(), timeout=30)
 
 
 def test_keep_tail_is_bounded_and_says_so() -> None:

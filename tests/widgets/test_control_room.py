@@ -7,12 +7,15 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
+from pathlib import Path
 
 import psutil
 import pytest
 
 import kit
-from kit import images, paths, registry
+from kit.core import paths
+from kit.guestos import images
+from kit.hypervisor import registry
 from kit.widgets import ControlRoom
 from kit.widgets.control_room import host_guests, other_guests, stop_everything, stop_other
 from tests.waiting import wait_until
@@ -35,7 +38,7 @@ class OtherProcess:
         """)
         self.process = subprocess.Popen(
             [sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            text=True, cwd=str(paths.PROJECT_ROOT))
+            text=True, cwd=str(Path(__file__).resolve().parents[2]))
         assert self.process.stdout is not None
         line = self.process.stdout.readline().split()
         assert line[:1] == ["ready"], line

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 import kit
-from kit import images, registry
+from kit.guestos import images
+from kit.hypervisor import registry
 from kit.widgets import ConsoleView, Dashboard, GuestPanel, LiveDiagram
 from tests.waiting import wait_until
 

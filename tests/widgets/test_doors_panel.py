@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 import kit
-from kit import images, incidents
-from kit.net import free_port, http_get
+from kit.core import incidents
+from kit.guestos import images
+from kit.infrastructure.net import free_port, http_get
 from kit.widgets import DoorsPanel
 from kit.widgets.doors_panel import forward_words
 from tests.waiting import wait_until

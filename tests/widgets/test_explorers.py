@@ -7,12 +7,13 @@ import json
 import pytest
 
 import kit
-from kit import images, incidents
-from kit.errors import InvalidInput
-from kit.guest import RunResult
+from kit.core import incidents
+from kit.core.errors import InvalidInput
+from kit.guestos import images
+from kit.hypervisor.guest import RunResult
 from kit.widgets import AgentExplorer, QMPExplorer
-from kit.widgets._command_form import parse_arguments, request_of
 from kit.widgets.agent_explorer import show_result
+from kit.widgets.command_form import parse_arguments, request_of
 from kit.widgets.qmp_explorer import format_log
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import pytest
 
 import kit
-from kit import images, incidents, registry
-from kit.diagram import LEGEND_STATES, look
-from kit.guest import STATES
+from kit.core import incidents
+from kit.core.state import GuestState
+from kit.guestos import images
+from kit.hypervisor import registry
+from kit.view.diagram import LEGEND_STATES, look
 from kit.widgets import GuestPanel
 from kit.widgets.guest_panel import allowed_actions, badge_html, cpu_choices, memory_choices
 from tests.waiting import wait_until
@@ -20,7 +22,7 @@ def enabled(panel: GuestPanel) -> set[str]:
 # -- without QEMU -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("state", STATES)
+@pytest.mark.parametrize("state", list(GuestState))
 def test_every_state_has_buttons_and_a_badge_with_words(state: str) -> None:
     assert allowed_actions(state, busy=False) <= {"start", "pause", "resume", "reboot", "stop"}
     html = badge_html(state)
@@ -76,7 +78,8 @@ def test_pausing_a_guest_that_is_not_running_is_shown_and_recorded(guest_name: s
     panel = GuestPanel(guest_name)
     try:
         panel.buttons["pause"].click()  # disabled in a browser; a test can still press it
-        assert panel.banner.text.startswith(f"cannot pause guest {guest_name}: it is created.")
+        assert panel.banner.text.startswith(f"cannot pause guest {guest_name}: it is created, "
+                                            "and this needs it running or booting.")
         assert "What to do: Start it first" in panel.banner.text
         with pytest.raises(incidents.RecordedErrors, match="cannot pause"):
             kit.raise_recorded_errors()

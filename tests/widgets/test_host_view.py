@@ -7,9 +7,9 @@ import os
 import pytest
 
 import kit
-from kit import incidents
-from kit.errors import SetupError
-from kit.infrastructure import Accelerator, HostInfo
+from kit.core import incidents
+from kit.core.errors import SetupError
+from kit.infrastructure.hostinfo import Accelerator, HostInfo
 from kit.widgets import HostView
 from kit.widgets.host_view import facts, flags_text
 

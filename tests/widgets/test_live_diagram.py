@@ -15,12 +15,20 @@ from xml.etree import ElementTree
 import pytest
 
 import kit
-from kit import diagram, incidents, registry
-from kit.errors import InvalidInput, SetupError
+from kit.core import incidents
+from kit.core.errors import InvalidInput, SetupError
+from kit.core.state import GuestState
+from kit.hypervisor import registry
+from kit.view import diagram
 from kit.widgets.live_diagram import MIN_INTERVAL_S, LiveDiagram
 
 WITHIN_S = 1.0  # how soon a change must be on screen (the aim is 0.5 s)
 
+
+
+class NoDoors:
+    def openings(self) -> tuple[()]:
+        return ()
 
 
 @dataclass
@@ -28,7 +36,7 @@ class StandIn:
     """Just enough of a guest for a snapshot: lets the tests announce any state at will."""
 
     name: str
-    state: str = "running"
+    state: GuestState = GuestState.RUNNING
     pid: int | None = None
     accelerator: None = None
     memory_mb: int = 128
@@ -36,9 +44,10 @@ class StandIn:
     arch: str = "x86_64"
     image: None = None
     forwards: dict[int, int] = field(default_factory=dict)
+    doors: NoDoors = field(default_factory=NoDoors)
 
     def change(self, state: str) -> None:
-        self.state = state
+        self.state = GuestState(state)
         registry.announce(self, state)  # type: ignore[arg-type]
 
 

@@ -1,0 +1,5 @@
+"""Layer 2, the hypervisor: QEMU processes and the channels the kit speaks to them.
+
+The command line (:mod:`.qemu`), the accelerator probe, a guest's lifecycle
+(:mod:`.guest`), its three channels (QMP, console, guest agent), the registry
+of live guests, and the doors through which data crosses (:mod:`.doors`)."""

@@ -1,0 +1,1 @@
+"""Experiments built from guests: a small cloud, isolation, a boot stopwatch, containers."""

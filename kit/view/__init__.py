@@ -1,0 +1,3 @@
+"""Pictures of the live system: state pictures, Graphviz diagrams, plots and HTML parts.
+
+Views read the lower layers and never change them."""
