@@ -19,7 +19,8 @@ from pathlib import Path, PurePosixPath
 
 from kit.core import paths
 from kit.core.errors import ImageError
-from kit.guestos.build.common import Progress, images_dir, require_tool, sha256_of
+from kit.guestos.build.common import Progress, require_tool, sha256_of
+
 
 @dataclass(frozen=True)
 class DebPackage:

@@ -79,7 +79,10 @@ class Archive:
         return sorted(self._entries, key=_sort_key)
 
     def entries(self) -> list[Entry]:
-        """Every entry, parents before their children (how :mod:`kit.guestos.build.rootdisk` lays them out)."""
+        """Every entry, parents before their children.
+
+        (How :mod:`kit.guestos.build.rootdisk` lays them out.)
+        """
         return [self._entries[path] for path in self.paths()]
 
     def write(self, out: BinaryIO) -> int:

@@ -35,8 +35,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from kit.guestos.build import apt
 from kit.core.errors import ImageError
+from kit.guestos.build import apt
 
 Progress = Callable[[str, float], None]
 

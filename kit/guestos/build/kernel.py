@@ -28,10 +28,10 @@ again; ``python -m kit image --rebuild`` tries once more.
 
 from __future__ import annotations
 
-import logging
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -44,9 +44,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from kit.guestos.build import common, apt
 from kit.core import paths
 from kit.core.errors import ImageError
+from kit.guestos.build import apt, common
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ class KernelRecipe:
     cmdline: str
     min_memory_mb: int
     expected_objects: int
-    root_disk: bool = False  # boots from an ext2 disk (kit.guestos.build.rootdisk), not an initramfs
+    root_disk: bool = False  # boots from an ext2 disk (build.rootdisk), not an initramfs
 
 
 def recipe_dir() -> Path:

@@ -23,8 +23,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from kit.guestos.build.cpio import Archive, Entry
 from kit.core.errors import ImageError
+from kit.guestos.build.cpio import Archive, Entry
 
 ROOT_DISK_FILE = "root.ext2"
 #: Free space on the disk for what learners write, beyond the image's files.

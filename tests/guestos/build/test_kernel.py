@@ -12,13 +12,12 @@ from pathlib import Path
 import pytest
 
 import kit
-from kit.guestos.build import apt
-from kit.infrastructure import hostclock
-from kit.guestos import images
-from kit.guestos.build import kernel
 from kit.core import paths
-from kit.hypervisor import qemu
 from kit.core.errors import ImageError
+from kit.guestos import images
+from kit.guestos.build import apt, kernel
+from kit.hypervisor import qemu
+from kit.infrastructure import hostclock
 
 # What the lessons need of the guest kernel, built in (issue 6).
 REQUIRED = {
