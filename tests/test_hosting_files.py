@@ -114,8 +114,9 @@ def test_apt_txt_lines_are_package_names() -> None:
 
 
 def test_environment_pip_list_is_pyproject_dependencies() -> None:
+    """The kit's dependencies and its [lab] extra (Binder serves JupyterLab and Voila)."""
     _, pip = conda_and_pip()
-    wanted = pyproject()["dependencies"]
+    wanted = pyproject()["dependencies"] + pyproject()["optional-dependencies"]["lab"]
     assert sorted(map(normal, pip)) == sorted(map(normal, wanted))
 
 

@@ -18,6 +18,7 @@ import pytest
 import kit
 from kit.core import paths
 from kit.guestos import images
+from kit.hypervisor import guest as guest_module
 
 pytestmark = pytest.mark.guest
 
@@ -75,7 +76,8 @@ def test_agent_hung_inside_the_guest(image: images.GuestImage, guest_name: str) 
         started = time.monotonic()
         with pytest.raises(kit.AgentError, match="hung or stopped"):
             g.run("true")
-        assert time.monotonic() - started < 2
+        # The kit's own bound on a reply (longer on a crowded host), with a margin.
+        assert time.monotonic() - started < guest_module.agent_reply_timeout() + 0.5
         g.console.write("killall -CONT qemu-ga\n")
         assert eventually(lambda: _agent_answers(g), 5)
 
