@@ -136,8 +136,10 @@ def fetch_ready(port: int, path: str, timeout: float = 10.0) -> HttpReply:
 
 # Waits (up to 5 s) for the database to be there, then queries read-only
 # (so a missing database is an error, never a new empty file).
+# Waits for the database file, then for a writer's lock (up to 3 s) instead of failing.
 _WAIT_AND_QUERY = (f"i=0; while [ ! -e {DATABASE} ] && [ $i -lt 50 ]; do sleep 0.1; "
-                   f'i=$((i + 1)); done; exec sqlite3 -json -readonly {DATABASE} "$1"')
+                   f'i=$((i + 1)); done; exec sqlite3 -cmd ".timeout 3000" -json -readonly '
+                   f'{DATABASE} "$1"')
 
 
 class _Runs(Protocol):

@@ -144,6 +144,13 @@ class Guest:
         return self._image
 
     @property
+    def boot_seconds(self) -> float | None:
+        """From QEMU's launch to the guest agent's first answer, for the last boot."""
+        if self.started_at is None or self.ready_at is None:
+            return None
+        return self.ready_at - self.started_at
+
+    @property
     def command_line(self) -> str:
         """The real QEMU command, shell-quoted, as it was run."""
         return qemu.show(self.command)

@@ -188,6 +188,11 @@ class Container:
         return self._init_pid if self.state == "running" else None
 
     @property
+    def last_pid(self) -> int | None:
+        """The first process's host PID, kept after it ended (to check that it is gone)."""
+        return self._init_pid
+
+    @property
     def start_seconds(self) -> float | None:
         """From the ``unshare`` process start to the container's PID 1 ready."""
         if self.started_at is None or self.ready_at is None:

@@ -1,11 +1,15 @@
-"""The lesson framework: checkpoints, quizzes, progress, and small lesson helpers.
+"""The lesson framework: exercises, predictions, quizzes, progress, and small lesson helpers.
 
-A lesson notebook holds prose and one-line calls; everything it checks lives
-in a content module, ``kit/lesson/lessonN.py``, which tests import too.  The
-shape every lesson follows (lessons 0 and 1 are the examples)::
+A lesson notebook is where the learner works: prose, predictions, and
+exercise cells with a blank (``___``) for their code.  Everything it checks
+lives in a content module named like the notebook
+(``kit/lesson/lesson04_isolation.py`` for ``lessons/04-isolation.ipynb``),
+which tests import too.  The shape every lesson follows (lesson 1 is the
+example)::
 
-    # kit/lesson/lessonN.py
-    from kit.lesson import Checkpoint, Choice, Lesson, Question, Quiz, Verdict, find_guest
+    # kit/lesson/lessonNN_stem.py
+    from kit.lesson import Checkpoint, Choice, Lesson, Prediction, Question, Quiz, Verdict
+    from kit.lesson.checks import find_guest
 
     def check_served() -> Verdict:              # asks the LIVE state, never the learner
         found = find_guest("web")               # a failed Verdict if not running
@@ -15,18 +19,26 @@ shape every lesson follows (lessons 0 and 1 are the examples)::
         return Verdict.ok("the page is served", "HTTP GET 127.0.0.1:8080 -> 200")
 
     served = Checkpoint("l2-served", "Open the door", "Forward host port 8080 ...",
-                        check_served, hint="...", solution="...", code="one line")
+                        check_served, hint="...", solution="...", code="one line",
+                        solve=open_the_door)    # demo mode runs it; the tests use it
+    guess = Prediction("l2-p-time", "How long will ...?", measure, unit="s")
     quiz = Quiz([Question("l2-q1", "...", [Choice("...", True, "why right"),
                                            Choice("...", False, "why wrong")])])
-    lesson = Lesson(2, [served, ...], quiz)     # binds them to lesson 2's progress
+    lesson = Lesson(2, [served, ...], quiz, [guess])   # binds them to lesson 2's progress
 
     # the notebook
-    from kit.lesson import lessonN
+    from kit.lesson import ___
+    from kit.lesson import lessonNN_stem as lessonN
     lessonN.lesson.begin()                      # header; notes the lesson was opened
-    lessonN.served                              # the checkpoint widget
-    lessonN.served.verify()                     # headless path: check now, show verdict
+    lessonN.guess                               # predict, then the kit measures
+    opened = ___  # ✎ your code                 # an exercise cell, shipped with a blank
+    lessonN.served.check(opened)                # verdict, hint after a try, solution
     lessonN.quiz                                # the quiz widget
     lessonN.lesson.finish()                     # last cell: stop guests, save, raise errors
+
+No cell of a shipped notebook completes an exercise: run unedited, a
+lesson passes nothing; with ``KIT_DEMO=1`` (:mod:`kit.lesson.classroom`)
+every exercise runs its own ``solve``, recorded as a demo.
 
 Checkpoints (:mod:`kit.lesson.checkpoint`)
     ``Checkpoint(id, title, task, check, hint, solution, code="", answer_label=None)``.
@@ -67,8 +79,8 @@ Demonstrations
     ``CommandExplained(guest)`` (:mod:`kit.lesson.machine`): the VM as one host
     process and its real command line; ``SetupCheck(guest)``
     (:mod:`kit.lesson.setup`): lesson 0's readiness check, image build, first boot;
-    ``lesson4.Experiment`` and its boxes (files, processes, memory hog, crash,
-    noisy neighbour), which show the records :mod:`kit.labs.isolation` measures;
+    ``lesson4.Experiment`` and its boxes (processes, memory hog, noisy
+    neighbour), which show the records :mod:`kit.labs.isolation` measures;
     ``lesson7.StopwatchView``, ``CrowdView``, ``SizesView`` (boot phases from
     :mod:`kit.labs.stopwatch`, memory as guests are added, image sizes) and
     ``lesson8.CompareView`` (a :mod:`kit.labs.containers` container beside a VM).
@@ -79,13 +91,16 @@ before anything runs.
 
 from __future__ import annotations
 
+from kit.core.blank import ___
 from kit.lesson.catalog import LESSONS, LessonInfo, lesson_info
 from kit.lesson.checkpoint import Checkpoint, Verdict
 from kit.lesson.checks import eventually, find_guest, parse_number
+from kit.lesson.class_panel import ClassPanel
 from kit.lesson.compare import InsideOutside, guest_view, host_view, side_by_side
 from kit.lesson.lesson import Lesson, beside, ensure_running, finish, restart_with
 from kit.lesson.machine import CommandExplained, OneProcess, machine_process, vcpu_threads
 from kit.lesson.overview import progress_overview
+from kit.lesson.prediction import Prediction
 from kit.lesson.progress import lesson_progress
 from kit.lesson.quiz import Choice, Feedback, Question, Quiz
 from kit.lesson.setup import SetupCheck
@@ -94,16 +109,19 @@ __all__ = [
     "LESSONS",
     "Checkpoint",
     "Choice",
+    "ClassPanel",
     "CommandExplained",
     "Feedback",
     "InsideOutside",
     "Lesson",
     "LessonInfo",
     "OneProcess",
+    "Prediction",
     "Question",
     "Quiz",
     "SetupCheck",
     "Verdict",
+    "___",
     "beside",
     "ensure_running",
     "eventually",

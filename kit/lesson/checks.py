@@ -9,6 +9,8 @@ easy way to write a check.
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from collections.abc import Callable, Collection
 from typing import TypeVar
@@ -17,6 +19,8 @@ from kit.core.state import GuestState
 from kit.hypervisor import registry
 from kit.hypervisor.guest import Guest
 from kit.lesson.checkpoint import Verdict
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -76,3 +80,54 @@ def parse_number(answer: str) -> int | None:
     """The learner's answer as a whole number, or None."""
     text = answer.strip().rstrip(".")
     return int(text) if text.isdigit() else None
+
+
+def plant_on_every_boot(name: str, path: str, text: Callable[[], str]) -> Callable[[], None]:
+    """Write ``text()`` to ``path`` in the guest called ``name`` each time it becomes ready.
+
+    An exercise's personal value (a secret only this learner's guest holds)
+    must be there whenever the learner looks, and a guest's disk starts
+    afresh at every boot.  The write runs on a thread of its own: listeners
+    are called on the kit loop, which must not wait for the guest agent.
+    Returns the unsubscribe function.
+    """
+    def write(guest: Guest) -> None:
+        try:
+            plant(guest, path, text())
+        except Exception as error:  # the check says so if the file is missing
+            log.warning("could not write %s in guest %s: %s", path, guest.name, error)
+
+    def on_change(guest: Guest, state: str) -> None:
+        if guest.name == name and state == GuestState.RUNNING:
+            threading.Thread(target=write, args=(guest,), daemon=True,
+                             name=f"kit-plant-{name}").start()
+
+    return registry.subscribe(on_change)
+
+
+def plant(guest: Guest, path: str, text: str) -> None:
+    """Write ``text`` (plain words: letters, digits, '-', '.', spaces) to ``path`` in the guest."""
+    if not all(c.isalnum() or c in "-. " for c in text):
+        raise ValueError(f"{text!r}: only plain words can be planted")
+    result = guest.run(["/bin/sh", "-c", f"printf '%s\\n' '{text}' > {path}"], timeout=10)
+    if not result.ok:
+        raise RuntimeError(f"writing {path} failed: {result}")
+
+
+def time_boot(live: Guest | None, make_timer: Callable[[], Guest]) -> float:
+    """Seconds from QEMU's launch to a usable guest: ``live``'s last boot, else a timed one.
+
+    A prediction about boot time must not make the learner's own guest boot
+    (that may be their exercise), so when ``live`` has not booted, a
+    throwaway guest from ``make_timer()`` is started, timed and stopped.
+    """
+    if live is not None and live.boot_seconds is not None:
+        return live.boot_seconds
+    timer = make_timer()
+    try:
+        timer.start()
+        took = timer.boot_seconds
+    finally:
+        timer.stop()
+    assert took is not None  # a started guest has both times
+    return took

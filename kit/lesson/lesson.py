@@ -33,12 +33,24 @@ from kit.hypervisor.guest import Guest
 from kit.labs import containers
 from kit.lesson import catalog, progress
 from kit.lesson.checkpoint import Checkpoint
+from kit.lesson.prediction import Prediction
 from kit.lesson.quiz import Quiz
 from kit.view import markup
 from kit.view.markup import escape
 
+HOW_WORDS = {"alone": "alone", "hint": "after the hint", "solution": "with the solution"}
 
-def _show(widget: widgets.Widget) -> None:
+
+def _status_words(checkpoint_id: str, done: progress.LessonProgress) -> str:
+    """"✔ passed alone", "▶ shown in demo mode" or "○ not yet", for the summary."""
+    if checkpoint_id in done.passed:
+        return f"✔ passed {HOW_WORDS.get(done.how.get(checkpoint_id, 'alone'), '')}".strip()
+    if checkpoint_id in done.demo:
+        return "▶ shown in demo mode"
+    return "○ not yet"
+
+
+def show(widget: widgets.Widget) -> None:
     """Display in the notebook (IPython's display is untyped, hence this one wrapper)."""
     from IPython.display import display
 
@@ -49,7 +61,7 @@ class Lesson:
     """One lesson's checkpoints and quiz, bound to its number for progress."""
 
     def __init__(self, number: int, checkpoints: Sequence[Checkpoint],
-                 quiz: Quiz | None = None) -> None:
+                 quiz: Quiz | None = None, predictions: Sequence[Prediction] = ()) -> None:
         self.info = catalog.lesson_info(number)
         ids = [c.id for c in checkpoints]
         if len(set(ids)) != len(ids):
@@ -57,8 +69,11 @@ class Lesson:
                                hint="Give each checkpoint an id of its own.")
         self.checkpoints = tuple(checkpoints)
         self.quiz = quiz
+        self.predictions = tuple(predictions)
         for checkpoint in self.checkpoints:
             checkpoint.lesson = number
+        for prediction in self.predictions:
+            prediction.lesson = number
         if quiz is not None:
             quiz.bind(number)
 
@@ -99,8 +114,7 @@ class Lesson:
     def summary_html(self) -> str:
         """What was done in this lesson: each checkpoint, and the quiz score."""
         done = self.progress()
-        rows = [[("✔ passed" if c.id in done.passed else "○ not yet"), escape(c.title)]
-                for c in self.checkpoints]
+        rows = [[_status_words(c.id, done), escape(c.title)] for c in self.checkpoints]
         quiz = ""
         if self.quiz is not None:
             total = len(self.quiz.questions)
@@ -118,7 +132,7 @@ class Lesson:
         except KitError as error:
             summary = f"<p>(Progress not saved: {escape(error.message)})</p>"
         names = ", ".join(stopped) if stopped else "none were running"
-        _show(widgets.HTML(markup.text(f"{summary}<p>Guests stopped: {escape(names)}.</p>")))
+        show(widgets.HTML(markup.text(f"{summary}<p>Guests stopped: {escape(names)}.</p>")))
         incidents.raise_recorded()
 
 
@@ -148,7 +162,7 @@ def finish(lesson: Lesson | int | None = None) -> None:
             progress.record_finished(catalog.lesson_info(lesson).number)
         except KitError as error:
             note = f" (Progress not saved: {error.message})"
-    _show(widgets.HTML(f"<p>Guests stopped: {escape(', '.join(stopped) or 'none')}."
+    show(widgets.HTML(f"<p>Guests stopped: {escape(', '.join(stopped) or 'none')}."
                        f"{escape(note)}</p>"))
     incidents.raise_recorded()
 

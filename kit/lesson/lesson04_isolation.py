@@ -1,21 +1,41 @@
-"""Lesson 4, Isolation: two guests, the experiments' boxes, the checkpoints and the quiz.
+"""Lesson 4, Isolation: two guests, the experiments, the exercises, the predictions, the quiz.
 
 The notebook ``lessons/04-isolation.ipynb`` shows these; the tests import
-them and check each checkpoint both ways.  The lesson's two guests are
+them and check each exercise both ways.  The lesson's two guests are
 ``alpha`` (two vCPUs: it plays the troublemaker) and ``beta`` (the neighbour
 that keeps serving); checks find them by name, however they were started.
-The experiments themselves live in :mod:`kit.labs.isolation`; this module only
+The experiments themselves live in :mod:`kit.labs.isolation`; this module
 shows their records and checks the learner's tasks.
+
+The exercises are the learner's own work:
+
+1. write a secret of their own into a file in alpha, and show from code that
+   beta does not have it (checked in both guests, through their agents);
+2. make alpha run out of memory with the memory-hog box (checked in alpha's
+   kernel log, with beta's web server asked from the host);
+3. crash alpha's kernel on purpose while the host keeps asking beta's web
+   page (checked with QMP ``query-status`` of both, and beta's answers).
+
+Two predictions: whether the host can read a password that only alpha's
+disk holds, out of alpha's memory (it can: ``dump-guest-memory``), and how
+much slower beta works while alpha keeps its vCPUs busy (the noisy
+neighbour).  The lesson also shows, live, that these guests are not sealed
+off from the network: beta reaches alpha's web server through the host's
+loopback, at 10.0.2.2.
 """
 
 from __future__ import annotations
 
-import platform
+import mmap
+import shutil
+import tempfile
 import threading
+import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 import ipywidgets as widgets
-import psutil
 
 from kit.core import validate
 from kit.core.errors import InvalidInput
@@ -24,9 +44,11 @@ from kit.hypervisor import fleet, registry
 from kit.hypervisor.guest import Guest
 from kit.infrastructure import net
 from kit.labs import isolation
+from kit.lesson import personal
 from kit.lesson.checkpoint import Checkpoint, Verdict
-from kit.lesson.checks import find_guest
+from kit.lesson.checks import find_guest, plant, plant_on_every_boot
 from kit.lesson.lesson import Lesson, beside, ensure_running
+from kit.lesson.prediction import Prediction
 from kit.lesson.quiz import Choice, Question, Quiz
 from kit.view import markup
 from kit.view.markup import escape, pre
@@ -37,10 +59,26 @@ from kit.widgets.live_diagram import LiveDiagram
 ALPHA, BETA = "alpha", "beta"
 PREFERRED_PORTS = {ALPHA: 8041, BETA: 8042}
 MEMORY_MB = 128
-FILE_PATH = "/www/hello.txt"
+SECRET_PATH = "/root/secret.txt"
+PASSWORD_PATH = "/etc/kit-password"
+FILE_PATH = "/www/hello.txt"  # what beta fetches from alpha through the host
 FILE_TEXT = "hello from alpha\n"
+HOST_FROM_GUEST = "10.0.2.2"  # QEMU's user network: the host, as the guest sees it
 
 _made: dict[str, Guest] = {}
+
+
+def secret() -> str:
+    """The words this learner writes into alpha (theirs alone, e.g. 'cedar-quartz-417')."""
+    return personal.secret("l4-secret")
+
+
+def password() -> str:
+    """A password of this learner's that the kit writes into alpha's disk at every boot."""
+    return personal.secret("l4-password")
+
+
+plant_on_every_boot(ALPHA, PASSWORD_PATH, password)
 
 
 # -- the guests ----------------------------------------------------------------------------
@@ -91,6 +129,7 @@ def panels() -> widgets.HBox:
 
 def url(g: Guest, path: str = "/") -> str:
     return f"http://127.0.0.1:{isolation.web_port(g)}/{path.lstrip('/')}"
+
 
 
 # -- the experiments' boxes -------------------------------------------------------------------
@@ -145,21 +184,6 @@ class Experiment(KitWidget):
         self.status.value = f"<i>{escape(text)}</i>" if text else ""
 
 
-def files_box(a: Guest, b: Guest, path: str = FILE_PATH) -> Experiment:
-    def write() -> str:
-        isolation.write_file(a, path, FILE_TEXT)
-        return look()
-
-    def look() -> str:
-        return files_html(isolation.look_for_file([a, b], path), [a, b], path)
-
-    return Experiment(
-        "One file, two guests",
-        f"Write `{path}` inside {a.name} (through its guest agent), then ask both guests "
-        "whether they have it, and ask both web servers for it from the host.",
-        [(f"✎ Write {path} in {a.name}", "guest-file-open/write/close in " + a.name, write),
-         ("🔍 Look in both guests", "cat inside each guest, and an HTTP GET to each", look)])
-
 
 def processes_box(a: Guest, b: Guest) -> Experiment:
     def compare() -> str:
@@ -177,39 +201,48 @@ def processes_box(a: Guest, b: Guest) -> Experiment:
          (f"+ Start a sleep in {a.name}", f"sleep 600 & inside {a.name} only", sleeper)])
 
 
-def crash_box(a: Guest, b: Guest) -> Experiment:
-    def crash() -> str:
-        return crash_html(isolation.crash_while_serving(a, b))
 
-    def reboot() -> str:
-        ensure_running(a)
-        return (f"<p>{escape(a.name)} rebooted: QMP says "
-                f"<b>{escape(isolation.hypervisor_status(a))}</b>.</p>")
-
-    return Experiment(
-        f"Crash {a.name}'s kernel while {b.name} serves",
-        f"The host requests {b.name}'s page every 50 ms; halfway, {a.name}'s kernel is made to "
-        "panic (`echo c > /proc/sysrq-trigger`).",
-        [(f"💥 Crash {a.name}", f"panic {a.name}'s kernel; QMP reports GUEST_PANICKED", crash),
-         (f"↻ Reboot {a.name}", "QMP system_reset, then wait for the guest's agent", reboot)])
+_latest: dict[str, tuple[Experiment, Guest, Guest]] = {}
 
 
 def memory_box(a: Guest, b: Guest) -> Experiment:
-    return Experiment(
+    box = Experiment(
         f"Let {a.name} run out of memory",
         f"A program in {a.name} grows a string until no memory is left; meanwhile the host "
         f"watches QEMU's memory, its own, and {b.name}'s web page.",
         [(f"🐷 Run a memory hog in {a.name}", isolation.MEMORY_HOG,
           lambda: hog_html(isolation.memory_hog(a, b)))])
+    _latest["memory"] = (box, a, b)
+    return box
+
+
+_last_neighbour: list[isolation.NeighbourReport] = []
+
+
+def measure_neighbour(quiet: Guest, noisy: Guest) -> isolation.NeighbourReport:
+    """The noisy-neighbour measurement; the last one is kept for the box to show."""
+    report = isolation.noisy_neighbour(quiet, noisy)
+    _last_neighbour[:] = [report]
+    return report
 
 
 def neighbour_box(quiet: Guest, noisy: Guest) -> Experiment:
-    return Experiment(
+    """The measurement as bars; it shows the prediction's measurement, if one was made."""
+    box = Experiment(
         "The noisy neighbour",
         f"Time a fixed task in {quiet.name} (counting to {isolation.CPU_LOOPS:,} in its "
-        f"shell), alone, then while {noisy.name} keeps all its {noisy.cpus} vCPUs busy.",
-        [("⏱ Measure", "3 timed runs alone, 3 with the neighbour busy, in turns",
-          lambda: neighbour_html(isolation.noisy_neighbour(quiet, noisy)))])
+        f"shell), alone, then while {noisy.name} keeps all its {noisy.cpus} vCPUs busy. "
+        "Each measurement replaces the last.",
+        [("⏱ Measure (again)", "3 timed runs alone, 3 with the neighbour busy, in turns",
+          lambda: neighbour_html(measure_neighbour(quiet, noisy)))])
+    if _last_neighbour:
+        box.report.value = neighbour_html(_last_neighbour[0])
+    else:
+        box.report.value = markup.box("pending", "commit your prediction above, or press "
+                                      "⏱ Measure: the measurement takes a few seconds.")
+    return box
+
+
 
 
 # -- the reports, as HTML -----------------------------------------------------------------------
@@ -217,19 +250,6 @@ def neighbour_box(quiet: Guest, noisy: Guest) -> Experiment:
 
 def _yes(flag: bool, yes: str = "✔ yes", no: str = "✖ no") -> str:
     return f"<b>{yes}</b>" if flag else no
-
-
-def files_html(look: isolation.FileLook, pair: Sequence[Guest], path: str) -> str:
-    rows = []
-    for g in pair:
-        served = isolation.request_once(isolation.web_port(g), path.removeprefix("/www"))
-        text = look.contents.get(g.name)
-        rows.append([f"<b>{escape(g.name)}</b>", _yes(text is not None),
-                     f"<code>{escape((text or '').strip())}</code>",
-                     f"{escape(url(g, path.removeprefix('/www')))} → "
-                     f"{served.status or escape(served.error)}"])
-    return markup.table(["guest", f"has {escape(path)}?", "its content",
-                        "asked from the host (HTTP)"], rows)
 
 
 def processes_html(tables: Sequence[isolation.ProcessTable]) -> str:
@@ -251,29 +271,6 @@ def processes_html(tables: Sequence[isolation.ProcessTable]) -> str:
             '<div style="display:flex;gap:12px;flex-wrap:wrap">' + "".join(columns) + "</div>")
 
 
-def requests_strip(log: isolation.ServiceLog, mark_at: float | None = None) -> str:
-    """One mark per request: ✔ answered, ✖ not; a 💥 where the crash happened."""
-    marks = []
-    for request in log.requests:
-        if mark_at is not None and request.at_s >= mark_at:
-            marks.append("💥")
-            mark_at = None
-        marks.append("✔" if request.ok else "✖")
-    return f'<span style="font-family:monospace;word-break:break-all">{"".join(marks)}</span>'
-
-
-def crash_html(report: isolation.CrashReport) -> str:
-    log = report.neighbour_service
-    rows = [[f"<b>{escape(report.victim)}</b>", escape(report.victim_status),
-             "its kernel panicked; the pvpanic device told QEMU, which paused it"],
-            [f"<b>{escape(report.neighbour)}</b>", escape(report.neighbour_status),
-             escape(str(log))]]
-    last = "\n".join(report.panic_lines) or "(no panic line on the console yet)"
-    return (markup.table(["guest", "QMP query-status", "what it means"], rows)
-            + f"<p>Requests to {escape(report.neighbour)} from the host, in order: "
-            + requests_strip(log, report.crash_at_s) + "</p>"
-            + f"<p><small>{escape(report.victim)}'s last words on its console:</small></p>"
-            + pre(last, "8em"))
 
 
 def hog_html(report: isolation.HogReport) -> str:
@@ -323,6 +320,224 @@ def _bar(label: str, times: Sequence[float], longest: float) -> str:
             f'height:14px;width:{width:.0f}%"></div></div>')
 
 
+
+
+# -- a watch on the neighbour's web server -------------------------------------------------
+
+
+class ServingWatch:
+    """The host asks one guest's web page every ``every`` seconds, from a thread.
+
+    It runs from :func:`watch_serving` until stopped (or for ``limit_s`` at
+    most), so that a crash elsewhere happens while the neighbour is being
+    asked.  Times are kept on the wall clock too, to line up with the
+    moment QEMU reported the crash.
+    """
+
+    def __init__(self, g: Guest, every: float = 0.05, limit_s: float = 300.0) -> None:
+        self.guest = g.name
+        self.port = isolation.web_port(g)
+        self.every, self.limit_s = every, limit_s
+        self.started = time.monotonic()
+        self.started_wall = time.time()
+        self._requests: list[isolation.Request] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="kit-serving-watch", daemon=True)
+        self._thread.start()
+
+    @property
+    def log(self) -> isolation.ServiceLog:
+        return isolation.ServiceLog(self.port, tuple(self._requests))
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def since(self, wall_time: float) -> isolation.ServiceLog:
+        """The requests made from ``wall_time`` (seconds since 1970) on."""
+        return isolation.ServiceLog(self.port, tuple(
+            r for r in self._requests if self.started_wall + r.at_s >= wall_time))
+
+    def stop(self) -> isolation.ServiceLog:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        return self.log
+
+    def _run(self) -> None:
+        while not self._stop.is_set() and time.monotonic() - self.started < self.limit_s:
+            self._requests.append(isolation.request_once(self.port, since=self.started))
+            self._stop.wait(self.every)
+
+    def _repr_html_(self) -> str:
+        state = "is asking" if self.running else "asked"
+        return markup.box("hint", escape(
+            f"The host {state} {self.guest}'s web page every {self.every * 1000:.0f} ms: "
+            f"{self.log}."), word="Watching")
+
+
+_watch: list[ServingWatch] = []
+
+
+def watch_serving(g: Guest) -> ServingWatch:
+    """Start asking ``g``'s web page from the host every 50 ms (a previous watch stops)."""
+    stop_watching()
+    watch = ServingWatch(g)
+    _watch.append(watch)
+    return watch
+
+
+def stop_watching() -> None:
+    while _watch:
+        _watch.pop().stop()
+
+
+def panic_time(g: Guest) -> float | None:
+    """When QEMU last reported GUEST_PANICKED for ``g`` (seconds since 1970), if it did."""
+    times = [float(e["time"]) for e in list(g.qmp_log) if e.get("event") == "GUEST_PANICKED"]
+    return times[-1] if times else None
+
+
+def requests_strip(log: isolation.ServiceLog, mark_at: float | None = None) -> str:
+    """One mark per request: ✔ answered, ✖ not; a 💥 where the crash happened."""
+    marks = []
+    for request in log.requests:
+        if mark_at is not None and request.at_s >= mark_at:
+            marks.append("💥")
+            mark_at = None
+        marks.append("✔" if request.ok else "✖")
+    return f'<span style="font-family:monospace;word-break:break-all">{"".join(marks)}</span>'
+
+
+def crash_report() -> widgets.HTML:
+    """What the host saw of the crash: QMP's word on both guests, beta's answers, alpha's end."""
+    statuses = dict(crashed_guests())
+    if statuses.get(ALPHA) != "guest-panicked":
+        return widgets.HTML(markup.box("todo", escape(
+            f"{ALPHA} is {statuses.get(ALPHA, 'not running')}: crash its kernel in the exercise "
+            "above first, then run this cell again."), word="Not yet"))
+    a = registry.get(ALPHA)
+    assert a is not None
+    rows = [[f"<b>{escape(name)}</b>", escape(status),
+             "its kernel panicked; the pvpanic device told QEMU, which paused it"
+             if status == "guest-panicked" else "carries on"]
+            for name, status in statuses.items()]
+    strip = ""
+    if _watch:
+        watch = _watch[-1]
+        crashed_at = panic_time(a)
+        mark = None if crashed_at is None else crashed_at - watch.started_wall
+        after = watch.since(crashed_at) if crashed_at is not None else watch.log
+        strip = (f"<p>Requests to {escape(watch.guest)} from the host, in order "
+                 f"({escape(str(watch.log))}; after the crash: {after.answered} of "
+                 f"{after.total} answered): {requests_strip(watch.log, mark)}</p>")
+    last = "\n".join(line.strip() for line in a.console.tail(12).splitlines()
+                     if "panic" in line.lower() or "sysrq" in line.lower())
+    return widgets.HTML(markup.text(
+        markup.table(["guest", "QMP query-status", "what it means"], rows) + strip
+        + f"<p><small>{escape(ALPHA)}'s last words on its console:</small></p>"
+        + pre(last or "(no panic line on the console)", "8em")))
+
+
+# -- the host reads a guest's memory ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MemoryLook:
+    """What the host found in one guest's memory, dumped with QMP ``dump-guest-memory``."""
+
+    guest: str
+    dump_mb: float
+    seconds: float
+    looked_for: str
+    found: int  # how many times
+    contexts: tuple[str, ...]  # the bytes around the first finds, printable ones as they are
+
+    @property
+    def readable(self) -> bool:
+        return self.found > 0
+
+
+_last_look: list[MemoryLook] = []
+
+
+def read_guest_memory(g: Guest, text: str) -> MemoryLook:
+    """Dump ``g``'s whole memory to a host file (QMP), and look for ``text`` in it.
+
+    The guest is not asked anything: QEMU holds its RAM as QEMU's own memory
+    and writes it out.  The file is deleted as soon as it has been searched.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="kit-memory-"))
+    path = folder / f"{g.name}.dump"
+    try:
+        start = time.monotonic()
+        g.qmp("dump-guest-memory", paging=False, protocol=f"file:{path}", timeout=60)
+        seconds = time.monotonic() - start
+        needle = text.encode()
+        contexts: list[str] = []
+        with path.open("rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as m:
+            found, at = 0, m.find(needle)
+            while at != -1:
+                found += 1
+                if len(contexts) < 3:
+                    raw = m[max(0, at - 24):at + len(needle) + 24]
+                    contexts.append("".join(chr(b) if 32 <= b < 127 else "." for b in raw))
+                at = m.find(needle, at + 1)
+            size = m.size() / 2**20
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    look = MemoryLook(g.name, size, seconds, text, found, tuple(contexts))
+    _last_look[:] = [look]
+    return look
+
+
+def memory_look_html(look: MemoryLook) -> str:
+    shown = "the first ones" if look.found > len(look.contexts) else "each"
+    found = (f"found <b>{look.found} times</b>; {shown} amid these bytes (a dot for each "
+             "byte that is not a printable letter):"
+             + markup.code_block("\n".join(look.contexts)) if look.readable else
+             "not found in this dump (the page that held it had been reused): run the "
+             "measurement again.")
+    return markup.text(
+        f"<p>QMP <code>dump-guest-memory</code> wrote {escape(look.guest)}'s whole memory "
+        f"({look.dump_mb:.0f} MiB) to a file on the host in {look.seconds:.2f} s. The host "
+        f"searched it for the password <code>{escape(look.looked_for)}</code>: {found}</p>")
+
+
+def memory_seen() -> widgets.HTML:
+    """The last memory dump's findings (made by the prediction when it is committed)."""
+    if not _last_look:
+        return widgets.HTML(markup.box("todo", "commit your prediction above first; then run "
+                                       "this cell again.", word="Not yet"))
+    return widgets.HTML(memory_look_html(_last_look[0]))
+
+
+# -- the network: not sealed --------------------------------------------------------------------
+
+
+def through_the_host(src: Guest, dst: Guest) -> widgets.HTML:
+    """From inside ``src``, fetch a page of ``dst``'s through the host's loopback (10.0.2.2).
+
+    QEMU's user networking, as the kit configures it, lets a guest reach
+    the host at 10.0.2.2, and so every service listening on the host's
+    127.0.0.1, other guests' port forwards included.
+    """
+    isolation.write_file(dst, FILE_PATH, FILE_TEXT)
+    port = isolation.web_port(dst)
+    path = FILE_PATH.removeprefix("/www")
+    line = (f"printf 'GET {path} HTTP/1.0\\r\\n\\r\\n' | nc {HOST_FROM_GUEST} {port}")
+    result = src.run(line, timeout=15)
+    reply = result.stdout.replace("\r", "")
+    status = reply.splitlines()[0] if reply else f"(no answer: {result.stderr.strip()})"
+    body = reply.split("\n\n", 1)[1].strip() if "\n\n" in reply else ""
+    return widgets.HTML(markup.text(
+        f"<p>Inside <b>{escape(src.name)}</b>: <code>{escape(line)}</code></p>"
+        f"<p>→ <b>{escape(status)}</b>, and the page says: <code>{escape(body)}</code></p>"
+        f"<p>{escape(src.name)} reached {escape(dst.name)}'s web server through the host's "
+        f"127.0.0.1:{port}, the port forward meant for the host alone.</p>"))
+
+
+
+
 # -- the checks ------------------------------------------------------------------------------
 
 
@@ -336,59 +551,38 @@ def _both() -> tuple[Guest, Guest] | Verdict:
     return a, b
 
 
-def check_file() -> Verdict:
+def _shown(text: str | None) -> str:
+    return "no such file" if text is None else repr(text.strip()[:60])
+
+
+def check_secret(answer: str) -> Verdict:
     pair = _both()
     if isinstance(pair, Verdict):
         return pair
-    seen = isolation.look_for_file(pair, FILE_PATH)
-    served = [isolation.request_once(isolation.web_port(g), FILE_PATH.removeprefix("/www"))
-              for g in pair]
-    evidence = tuple(f"{g.name}: cat {FILE_PATH} inside → "
-                     f"{'found' if seen.has(g.name) else 'no such file'}; "
-                     f"HTTP from the host → {r.status or r.error}"
-                     for g, r in zip(pair, served, strict=True))
-    if not seen.has(ALPHA):
-        return Verdict.fail(f"{ALPHA} has no {FILE_PATH} yet.", *evidence,
-                            hint=f"Press ✎ Write {FILE_PATH} in {ALPHA} in the box above.")
-    if seen.has(BETA):
-        return Verdict.fail(f"{BETA} has a {FILE_PATH} too: someone wrote it there as well.",
-                            *evidence,
-                            hint=f"Remove it from {BETA} (beta.run('rm {FILE_PATH}')) and "
-                            "check again: the point is to write in one guest only.")
-    return Verdict.ok(f"the file exists in {ALPHA} only: {BETA}'s disk never saw it.", *evidence)
+    mine = secret()
+    in_alpha, in_beta = (isolation.read_file(g, SECRET_PATH) for g in pair)
+    evidence = (f"{ALPHA}: cat {SECRET_PATH} (through its agent) → {_shown(in_alpha)}",
+                f"{BETA}: cat {SECRET_PATH} (through its agent) → {_shown(in_beta)}")
+    if in_alpha is None or mine not in in_alpha:
+        return Verdict.fail(f"{ALPHA} has no {SECRET_PATH} with your secret in it yet.",
+                            *evidence, hint=f"alpha.run(\"echo {mine} > {SECRET_PATH}\") "
+                            f"writes it, inside {ALPHA}.")
+    if in_beta is not None and mine in in_beta:
+        return Verdict.fail(f"{BETA} has your secret too: it was written there as well.",
+                            *evidence, hint=f"Remove it from {BETA} (beta.run(\"rm "
+                            f"{SECRET_PATH}\")): the point is to write in one guest only.")
+    if mine in answer:
+        return Verdict.fail("your cell's answer holds your secret: it came from "
+                            f"{ALPHA}, not from {BETA}.", *evidence,
+                            hint=f"Ask {BETA} for the file: beta.run(\"cat {SECRET_PATH}\").")
+    return Verdict.ok(f"your secret is on {ALPHA}'s disk only: {BETA}, asked for the same "
+                      "file, has none.", *evidence)
 
 
-def _program(answer: str) -> str:
-    return answer.strip().rstrip(".").split("/")[-1].lower()
-
-
-def check_pid1(answer: str) -> Verdict:
-    pair = _both()
-    if isinstance(pair, Verdict):
-        return pair
-    tables = [isolation.process_table(g) for g in pair]
-    evidence = tuple(f"{t.guest}: PID 1 is {t.pid1}, kernel boot id {t.boot_id[:8]}…"
-                     for t in tables)
-    if not answer:
-        return Verdict.fail("type the name of the program with PID 1 first.", *evidence)
-    host_pid1 = _host_pid1()
-    given = _program(answer)
-    if any(given != t.pid1.lower() for t in tables):
-        if given == host_pid1.lower():
-            return Verdict.fail(f"{answer} is PID 1 of the **host**, not of the guests.",
-                                *evidence, hint="Read the PID 1 row of the guests' table, "
-                                "not the host's process list.")
-        return Verdict.fail(f"neither guest runs {answer!r} as PID 1.", *evidence)
-    return Verdict.ok(f"both guests run their own {tables[0].pid1} as PID 1: two processes "
-                      "with the same number, each in its own kernel.", *evidence,
-                      f"the host's PID 1 is {host_pid1}")
-
-
-def _host_pid1() -> str:
-    try:
-        return str(psutil.Process(1).name())
-    except psutil.Error:
-        return platform.system()
+def solve_secret() -> object:
+    a, b = start_both()
+    a.run(f"echo {secret()} > {SECRET_PATH}")
+    return b.run(["cat", SECRET_PATH])
 
 
 def check_oom() -> Verdict:
@@ -412,6 +606,15 @@ def check_oom() -> Verdict:
                       "never noticed.", *evidence)
 
 
+def solve_oom() -> None:
+    a, b = start_both()
+    box, *pair = _latest.get("memory", (None, None, None))
+    if box is not None and pair[0] is a and pair[1] is b:
+        box.run(0)  # the instructor sees the box's report fill in
+    else:
+        isolation.memory_hog(a, b)
+
+
 def crashed_guests() -> list[tuple[str, str]]:
     """(name, QMP status) of each lesson guest that has a QEMU process."""
     found = []
@@ -427,166 +630,235 @@ def _none_started() -> Verdict:
                         hint="Start both guests first (their panels' ▶ Start buttons).")
 
 
-def check_crashed(answer: str) -> Verdict:
-    statuses = crashed_guests()
-    if not statuses:
-        return _none_started()
-    evidence = tuple(f"QMP query-status of {n}: {s}" for n, s in statuses)
-    crashed = [n for n, s in statuses if s == "guest-panicked"]
-    if not crashed:
-        return Verdict.fail("no guest of this lesson is crashed right now.", *evidence,
-                            hint=f"Press 💥 Crash {ALPHA} above, then ask which one crashed.")
-    if not answer:
-        return Verdict.fail("type the name of the guest the hypervisor reports crashed.",
-                            *evidence)
-    if answer.strip().lower() not in crashed:
-        return Verdict.fail(f"the hypervisor does not say {answer!r} crashed.", *evidence,
-                            hint="Read the QMP query-status column of the crash report: "
-                            "'guest-panicked' marks the crashed one.")
-    return Verdict.ok(f"QEMU reports {answer.strip()} as guest-panicked.", *evidence)
-
-
-def check_serving() -> Verdict:
+def check_crash() -> Verdict:
     statuses = dict(crashed_guests())
     if not statuses:
         return _none_started()
-    crashed = [n for n, s in statuses.items() if s == "guest-panicked"]
-    evidence = tuple(f"QMP query-status of {n}: {s}" for n, s in statuses.items())
-    if not crashed:
-        return Verdict.fail("no guest is crashed right now, so nothing is proved yet.",
-                            *evidence, hint=f"Crash {ALPHA} (💥 above); leave {BETA} alone.")
-    healthy = [n for n in (ALPHA, BETA) if n not in crashed]
-    if not healthy or statuses.get(healthy[0]) != "running":
-        return Verdict.fail("no lesson guest is left running beside the crashed one.",
-                            *evidence, hint=f"Start {BETA} again (its panel), keep "
-                            f"{ALPHA} crashed, and check.")
-    g = registry.get(healthy[0])
-    assert g is not None
-    served = isolation.serve_check(isolation.web_port(g), 10)
-    evidence = (*evidence, f"{g.name}'s web page from the host: {served}")
+    evidence: list[str] = [f"QMP query-status of {n}: {s}" for n, s in statuses.items()]
+    if statuses.get(BETA) == "guest-panicked":
+        return Verdict.fail(f"{BETA} is the one that crashed; the task is to crash {ALPHA} "
+                            f"while {BETA} serves.", *evidence,
+                            hint="Reboot beta (kit.lesson.ensure_running(beta)), then crash "
+                            "alpha: alpha.crash().")
+    if statuses.get(ALPHA) != "guest-panicked":
+        state = statuses.get(ALPHA, "not running")
+        return Verdict.fail(f"{ALPHA} is {state}: its kernel has not crashed.", *evidence,
+                            hint="alpha.crash() makes alpha's kernel panic: it writes c to "
+                            "/proc/sysrq-trigger inside alpha, and waits for QEMU's report.")
+    if statuses.get(BETA) != "running":
+        return Verdict.fail(f"{BETA} is not running beside the crashed {ALPHA}.", *evidence,
+                            hint=f"Start {BETA} again (its panel), keep {ALPHA} crashed, "
+                            "and check.")
+    a, b = registry.get(ALPHA), registry.get(BETA)
+    assert a is not None and b is not None
+    crashed_at = panic_time(a)
+    watch = next((w for w in _watch if w.guest == BETA), None)
+    if watch is not None and crashed_at is not None:
+        during = watch.since(crashed_at)
+        evidence.append(f"{BETA}'s web page, asked every 50 ms since the crash: {during}")
+        if during.total and not during.all_ok:
+            return Verdict.fail(f"{BETA} missed requests after {ALPHA} crashed.", *evidence,
+                                hint="Look at beta's console; check again in a moment.")
+    served = isolation.serve_check(isolation.web_port(b), 10)
+    evidence.append(f"{BETA}'s web page from the host now: {served}")
     if not served.all_ok:
-        return Verdict.fail(f"{g.name} did not answer every request.", *evidence,
+        return Verdict.fail(f"{BETA} did not answer every request.", *evidence,
                             hint="Check again in a moment; look at its console if it stays so.")
-    return Verdict.ok(f"{crashed[0]} is crashed and {g.name} answers every request.", *evidence)
+    return Verdict.ok(f"{ALPHA}'s kernel crashed and QEMU reported it (GUEST_PANICKED); "
+                      f"{BETA}, in its own QEMU with its own kernel, kept answering.", *evidence)
+
+
+def solve_crash() -> None:
+    a, b = start_both()
+    if not any(w.guest == BETA and w.running for w in _watch):
+        watch_serving(b)
+        time.sleep(0.5)
+    a.crash()
+
+
+# -- predictions -------------------------------------------------------------------------------
+
+READS_CHOICES = (
+    "Yes: the host can read it in alpha's memory",
+    "No: a virtual machine's memory is sealed off from its host",
+    "Only if alpha's kernel agrees to hand it over",
+)
+
+
+def measure_host_reads() -> float:
+    """Dump alpha's memory from the host and look for the password only alpha's disk holds."""
+    a = ensure_running(guest(ALPHA))
+    found = isolation.read_file(a, PASSWORD_PATH)
+    if found is None or password() not in found:
+        plant(a, PASSWORD_PATH, password())
+    a.run(["cat", PASSWORD_PATH])  # a program in alpha reads its password, as one would
+    look = read_guest_memory(a, password())
+    return 0.0 if look.readable else 1.0
+
+
+def _reads_words(guess: float, measured: float) -> str:
+    look = _last_look[0] if _last_look else None
+    times = f" ({look.found} times)" if look is not None else ""
+    return ("The host found it" + times + " with one QMP command, without asking alpha: QEMU "
+            "holds a guest's RAM as its own memory, so whoever controls the host can read "
+            "every byte. Only memory encryption changes that: AMD SEV and Intel TDX encrypt a "
+            "guest's memory with keys the host never sees." if measured == 0 else
+            "Not found this time, but the dump was the guest's whole memory, readable by the "
+            "host: measure again.")
+
+
+def measure_slowdown() -> float:
+    a, b = start_both()
+    return measure_neighbour(b, a).slowdown
+
+
+def _slowdown_words(guess: float, measured: float) -> str:
+    report = _last_neighbour[0] if _last_neighbour else None
+    if report is None:
+        return ""
+    return (f"This host has {report.host_cpus} real CPUs for {report.burners + 1} busy virtual "
+            f"CPUs (its load average was {report.host_load:.1f} as it began): {BETA}'s one "
+            "vCPU thread had to take turns with alpha's. Nothing of alpha entered beta; they "
+            "only shared the processors.")
+
+
+host_reads = Prediction(
+    "l4-p-host-reads",
+    f"At every boot the kit writes a password of yours into `{PASSWORD_PATH}` on {ALPHA}'s "
+    f"disk. {BETA} cannot see it. Can the **host** read it, from outside, without asking "
+    f"{ALPHA}?", measure_host_reads, choices=READS_CHOICES, explain=_reads_words,
+)
+slowdown = Prediction(
+    "l4-p-noisy",
+    f"{BETA} counts to {isolation.CPU_LOOPS:,} in its shell, first while {ALPHA} is quiet, "
+    f"then while {ALPHA} keeps both of its vCPUs busy. How many **times as long** will "
+    f"{BETA}'s count take with the busy neighbour? (1 means no change.)",
+    measure_slowdown, unit="times", explain=_slowdown_words,
+)
 
 
 # -- the lesson ---------------------------------------------------------------------------------
 
-file = Checkpoint(
-    "l4-file", "A file only one guest has",
-    f"Create `{FILE_PATH}` in **{ALPHA}** (the box's ✎ button), and not in {BETA}. The kit "
-    "asks both guests through their agents, and both web servers from the host.",
-    check_file,
-    hint=f"Press ✎ Write {FILE_PATH} in {ALPHA}; leave {BETA} alone.",
-    solution=f"Write the file in {ALPHA} with its guest agent, e.g. the line below.",
-    code=f"kit.labs.isolation.write_file(alpha, {FILE_PATH!r}, {FILE_TEXT!r})",
-)
-pid1 = Checkpoint(
-    "l4-pid1", "Whose PID 1?",
-    "Each guest has a process with PID 1, the first program its kernel started. Type the "
-    "name of that program (it is the same in both guests).",
-    check_pid1, answer_label="the program with PID 1:",
-    hint="Press ⟳ Compare the process lists and read the row 'PID 1'.",
-    solution="Read it from the table, or ask a guest as below.",
-    code="lesson4.pid1.verify(kit.labs.isolation.process_table(alpha).pid1)",
+secret_file = Checkpoint(
+    "l4-secret", "A file only one guest has",
+    f"Write **your secret** (the cell above prints it) into `{SECRET_PATH}` inside **{ALPHA}**, "
+    f"then ask **{BETA}** for the same file, from code, and give what {BETA} answered.",
+    check_secret, takes_answer=True, solve=solve_secret,
+    hint=f"alpha.run(\"echo YOUR-SECRET > {SECRET_PATH}\") writes inside {ALPHA}; "
+    f"beta.run(\"cat {SECRET_PATH}\") asks {BETA}.",
+    solution=f"Write in {ALPHA} with its agent, then ask {BETA} the same way:",
+    code=f'alpha.run(f"echo {{lesson4.secret()}} > {SECRET_PATH}")\n'
+    f'in_beta = beta.run("cat {SECRET_PATH}")',
 )
 oom = Checkpoint(
     "l4-oom", "Out of memory, alone",
-    f"Make {ALPHA} run out of memory (🐷 button). The kit looks for the OOM killer's report "
-    f"in {ALPHA}'s kernel log, and asks {BETA}'s web server from the host.",
-    check_oom,
+    f"Make {ALPHA} run out of memory with the box's 🐷 button, then press **Check**. The kit "
+    f"looks for the OOM killer's report in {ALPHA}'s kernel log, and asks {BETA}'s web server "
+    "from the host.",
+    check_oom, solve=solve_oom,
     hint=f"Press 🐷 Run a memory hog in {ALPHA} and wait for its report.",
     solution="Run the memory hog with the button, or with the line below.",
     code="kit.labs.isolation.memory_hog(alpha, beta)",
 )
-crashed = Checkpoint(
-    "l4-crashed", "Which guest crashed?",
-    f"Crash {ALPHA}'s kernel (💥 button), then type the name of the guest that the "
-    "**hypervisor** reports crashed.",
-    check_crashed, answer_label="the crashed guest:",
-    hint="After the crash, the report's 'QMP query-status' column says guest-panicked for "
-    "one guest.",
-    solution="Crash alpha, then answer alpha: QMP's query-status says guest-panicked.",
-    code="alpha.crash()\nlesson4.crashed.verify('alpha')",
-)
-serving = Checkpoint(
-    "l4-serving", "Serving through a neighbour's crash",
-    f"While {ALPHA} is crashed, {BETA} must still answer every request from the host. "
-    f"Leave {ALPHA} crashed and press Check.",
-    check_serving,
-    hint=f"{ALPHA} must be crashed (💥) and {BETA} running.",
-    solution=f"Crash {ALPHA} and leave {BETA} alone; the kit then requests {BETA}'s page ten "
-    "times.",
-    code="lesson4.serving.verify()",
+crash = Checkpoint(
+    "l4-crash", "Crash one, the other serves",
+    f"While the host keeps asking {BETA}'s web page, make **{ALPHA}'s kernel crash** on "
+    f"purpose, from your cell. The kit asks QEMU for the state of both guests, and {BETA}'s "
+    "web server for its page.",
+    check_crash, solve=solve_crash,
+    hint="alpha.crash() makes alpha's kernel panic (it writes c to /proc/sysrq-trigger inside "
+    "alpha) and waits until QEMU reports it.",
+    solution=f"Crash {ALPHA}'s kernel; leave {BETA} alone:",
+    code="crashed = alpha.crash()",
 )
 
 quiz = Quiz([
     Question("l4-q1", f"You wrote a file in {ALPHA}; {BETA} did not have it. Why?", [
-        Choice("The kit deleted it from beta", False,
+        Choice("The kit deleted it from beta to keep them apart", False,
                "Nothing was deleted: beta was asked and never had it. Its files live in its "
                "own memory and disks, which alpha cannot reach."),
-        Choice("Each guest has its own file system, inside its own virtual machine", True,
+        Choice("Each guest keeps its own file system, on its own disk", True,
                "Each guest's OS keeps its own files, libraries and programs; a write in one "
                "touches nothing in the other."),
-        Choice("beta is not allowed to read /www", False,
-               "beta reads its own /www fine (its web server serves it); it simply has no such "
-               "file there."),
+        Choice("beta is not allowed to read files in /root", False,
+               "beta reads its own /root fine (it runs as root); it simply has no such file "
+               "there."),
     ]),
     Question("l4-q2", "Both guests have a process with PID 1 called init. Is it the same "
              "process?", [
-        Choice("Yes: the guests share one init", False,
+        Choice("Yes: the two guests share a single init", False,
                "They cannot share it: each guest's kernel started its own, and their kernels' "
                "boot ids differ."),
-        Choice("No: each guest's kernel numbers its own processes from 1", True,
+        Choice("No: each kernel numbers its own processes", True,
                "Two process tables, one per kernel; the same number means nothing across "
                "guests. The host sees each guest as one QEMU process with a host PID."),
-        Choice("Yes, it is the host's PID 1", False,
+        Choice("Yes: it is the host's PID 1, seen from inside", False,
                "The host's PID 1 is another program, in the host's own table."),
     ]),
     Question("l4-q3", f"When {ALPHA}'s kernel panicked, what did {BETA} notice?", [
-        Choice("Nothing: it went on answering every request", True,
+        Choice("Nothing: it kept answering every request", True,
                "beta runs its own kernel in its own QEMU process; alpha's panic stopped only "
                "alpha's virtual CPUs. QEMU reported the panic (GUEST_PANICKED) and kept alpha "
                "paused for inspection."),
-        Choice("beta's kernel panicked too, a moment later", False,
+        Choice("Its kernel panicked too, a moment after alpha's", False,
                "The report shows beta running, with every request answered."),
-        Choice("beta slowed down while alpha rebooted", False,
-               "alpha did not even reboot: QEMU paused it. beta's answers kept their usual "
+        Choice("It slowed down while alpha was restarting", False,
+               "alpha did not even restart: QEMU paused it. beta's answers kept their usual "
                "speed."),
     ]),
     Question("l4-q4", f"The memory hog in {ALPHA} was stopped. By whom?", [
-        Choice("The host's OOM killer", False,
+        Choice("The host's OOM killer, to protect the host", False,
                "The host was never short: alpha's QEMU could not grow past the memory it was "
                "given (plus QEMU's own needs)."),
-        Choice(f"{ALPHA}'s own kernel, whose OOM killer found it had used up {ALPHA}'s RAM",
-               True,
-               "The guest's RAM is a fixed size (-m). Inside it, the guest kernel ran out and "
-               "killed the largest program, as any Linux would; nobody else was touched."),
+        Choice(f"{ALPHA}'s own kernel", True,
+               "The guest's RAM is the size the host gave it (-m). Inside it, the guest kernel "
+               "ran out and killed the largest program, as any Linux would; nobody else was "
+               "touched."),
         Choice(f"{BETA}, which needed the memory back", False,
-               "beta cannot take alpha's memory, nor hand out its own: each has a fixed size."),
+               "beta cannot take alpha's memory, nor hand out its own: only the host decides "
+               "how much each guest has."),
     ]),
     Question("l4-q5", f"{BETA}'s task ran slower while {ALPHA} burned its vCPUs. Why, if "
              "VMs are isolated?", [
-        Choice("alpha's programs ran inside beta", False,
+        Choice("alpha's busy loops ran inside beta as well", False,
                "They did not: beta's process list never showed them."),
-        Choice("Virtual CPUs are host threads; with more busy vCPUs than real CPUs, they take "
-               "turns", True,
-               "Isolation keeps data and crashes apart, not the shared hardware's capacity: "
-               "CPU time, memory bandwidth, caches and disks are shared. Clouds limit it with "
-               "quotas, dedicated cores and pinning."),
-        Choice("The measurement is wrong: isolated VMs cannot affect each other at all", False,
+        Choice("Their vCPU threads share the host's real CPUs", True,
+               "Virtual CPUs are host threads; with more busy vCPUs than real CPUs, they take "
+               "turns. Isolation keeps data and crashes apart, not the shared hardware's "
+               "capacity. Clouds limit it with quotas, dedicated cores and pinning."),
+        Choice("The measurement is wrong: VMs cannot affect each other", False,
                "The numbers were measured on this machine. Isolation has limits, and this is "
                "the best-known one: the noisy neighbour."),
     ]),
-    Question("l4-q6", "What could still bring down both guests at once?", [
+    Question("l4-q6", "What could still bring down, or break into, both guests at once?", [
         Choice("A kernel panic in one of them", False,
                "You saw it: one guest's panic stays in that guest."),
-        Choice("A problem of the layer they share: the host or the hypervisor", True,
-               "Both guests stand on the same host and the same QEMU program; a host crash, a "
-               "power cut or a hypervisor bug reaches every guest on it."),
-        Choice("A memory hog in one of them", False,
-               "You saw it: the guest's own kernel stopped the hog inside its fixed RAM."),
+        Choice("A flaw in the host's kernel, KVM or QEMU", True,
+               "Every guest stands on the same host kernel and hypervisor: a crash there, or a "
+               "security flaw that lets a guest break out, reaches every guest on the host."),
+        Choice("A memory hog running in one of the guests", False,
+               "You saw it: the guest's own kernel stopped the hog inside the RAM it was given."),
+    ]),
+    Question("l4-q7", f"Who can read the secret you wrote inside {ALPHA}?", [
+        Choice(f"{ALPHA}, and anyone who controls the host", True,
+               "QEMU holds the guest's memory and disk on the host: dump-guest-memory found a "
+               "password in it. Only memory encryption (AMD SEV, Intel TDX) keeps a host out."),
+        Choice(f"{ALPHA} alone: a VM's memory is sealed", False,
+               "The host dumped alpha's memory with one QMP command and found the password in "
+               "it, without asking alpha."),
+        Choice(f"{ALPHA}, and {BETA} too, through the network", False,
+               "beta reached alpha's web server, not its files: only what alpha serves can be "
+               "fetched."),
     ]),
 ])
 
-lesson = Lesson(4, [file, pid1, oom, crashed, serving], quiz)
+
+class IsolationLesson(Lesson):
+    """Lesson 4: at the end, also stop the watch on beta's web server."""
+
+    def finish(self) -> None:
+        stop_watching()
+        super().finish()
+
+
+lesson = IsolationLesson(4, [secret_file, oom, crash], quiz, [host_reads, slowdown])

@@ -1,21 +1,39 @@
 """Lesson 7, Limitations: heavy, slow to boot, one kernel per guest, each measured here.
 
-Three demonstrations, each a widget with a plot:
+The notebook ``lessons/07-limitations.ipynb`` shows these; the tests import
+them and check each exercise both ways.
 
-* :class:`StopwatchView`: a few boots timed phase by phase (:mod:`kit.labs.stopwatch`);
-* :class:`CrowdView`: guests added one at a time (``l7-1``, ``l7-2``...), the
-  host memory all their QEMUs hold after each, and the proof that each one
-  booted a kernel of its own (a different ``boot_id`` per guest);
-* :class:`SizesView`: the sizes of the image's kernel and root disk (or initramfs) and,
-  for each running guest, the memory it was given against what QEMU holds, and
-  what holds it (:mod:`kit.hypervisor.footprint`).
+Demonstrations, each a widget with a plot that says what it is doing while it
+measures, and replaces its plot (never piles onto it) when measured again:
 
-The notebook ``lessons/07-limitations.ipynb`` shows these; the tests import them.
+* :class:`StopwatchView`: boots timed phase by phase (:mod:`kit.labs.stopwatch`);
+* :class:`CrowdView`: guests ``l7-1``, ``l7-2``... added and stopped one at a
+  time, the host memory their QEMUs hold, and the proof that each booted a
+  kernel of its own (a different ``boot_id`` per guest);
+* :class:`SizesView`: what each guest boots from, and what holds each guest's
+  host memory (:mod:`kit.hypervisor.footprint`).
+
+The exercises are the learner's own work, on their own guest ``l7-mine``:
+
+1. in its serial console, find when its kernel handed over to init, on the
+   guest's own clock (a number that differs at every boot);
+2. make it again with a memory size of their own, and read from its
+   footprint, in code, how much of that memory the guest has really touched;
+3. add guests until together they hold a host-memory total of their own,
+   with not one guest more than needed.
+
+Three predictions come before measurements: how long a boot takes, how much
+host memory one guest's QEMU holds, and how many guests this host could hold.
 """
 
 from __future__ import annotations
 
+import math
+import re
 import statistics
+import time
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import ipywidgets as widgets
@@ -26,43 +44,117 @@ from kit.core.state import GuestState
 from kit.guestos import images
 from kit.hypervisor import footprint, registry
 from kit.hypervisor.guest import Guest
+from kit.infrastructure import limits
 from kit.labs import stopwatch
+from kit.lesson import personal
 from kit.lesson.checkpoint import Checkpoint, Verdict
-from kit.lesson.checks import parse_number
-from kit.lesson.lesson import Lesson
+from kit.lesson.checks import find_guest
+from kit.lesson.compare import hypervisor_memory_mb
+from kit.lesson.lesson import Lesson, ensure_running, restart_with
+from kit.lesson.prediction import Prediction
 from kit.lesson.quiz import Choice, Question, Quiz
 from kit.view import markup, plots
 from kit.view.markup import escape
 from kit.widgets.base import KitWidget
 
 PREFIX = "l7-"
-CROWD_TARGET = 3
-BOOTS_TARGET = 3
+MINE = "l7-mine"
 STOPWATCH_GUEST = "l7-stopwatch"
+BOOTS_TARGET = 3
+CROWD_MAX = 6
+SLACK = 1.03  # RSS creeps up a little after a boot: "one guest too many" allows for it
+
+_RUN_INIT = re.compile(r"\[\s*(\d+\.\d+)\]\s*" + re.escape(stopwatch.RUN_INIT))
+_UPTIME = re.compile(r"ready after (\d+(?:\.\d+)?) s of guest uptime")
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 
 _boots: list[stopwatch.BootPhases] = []
-_crowd: list[tuple[int, float]] = []  # (guests running, their QEMUs' total RSS in MiB)
+_views: weakref.WeakSet[KitWidget] = weakref.WeakSet()
+_guest: Guest | None = None
+_per_guest_seen: list[float] = []  # the per-guest cost the last "how many fit" used
 
 
 def reset() -> None:
     """Forget this lesson's measurements and stop its guests."""
     stop_crowd()
     _boots.clear()
-    _crowd.clear()
+    _per_guest_seen.clear()
 
 
 def guest_memory_mb() -> int:
+    """The memory of the stopwatch's and the crowd's guests: the image's smallest."""
     image = images.find_image()
     return max(64, image.min_memory_mb if image else 64)
+
+
+def task_memory_mb() -> int:
+    """This learner's memory size for l7-mine: between 80 and 208 MiB, a multiple of 16."""
+    return personal.number("l7-memory", 80, 208, 16)
+
+
+def task_total_mb() -> int:
+    """This learner's host-memory total for the crowd: 140 to 300 MiB, a multiple of 20."""
+    return personal.number("l7-total", 140, 300, 20)
+
+
+def guest() -> Guest:
+    """The learner's guest: the live one called ``l7-mine``, else one made for it."""
+    global _guest
+    live = registry.get(MINE)
+    if live is not None:
+        return live
+    if _guest is None:
+        _guest = Guest(MINE, memory_mb=guest_memory_mb(), replace=True)
+    return _guest
+
+
+def qemu_rss_mb(guest: Guest) -> float:
+    try:
+        return float(psutil.Process(guest.pid).memory_info().rss) / 2**20 if guest.pid else 0.0
+    except psutil.Error:
+        return 0.0
+
+
+def _refresh_views(kind: type[KitWidget]) -> None:
+    """Show a new measurement in every view of ``kind`` (a view displayed twice, or earlier)."""
+    for view in list(_views):
+        refresh = getattr(view, "refresh", None)
+        if isinstance(view, kind) and callable(refresh):
+            view._guarded("showing the new measurement", refresh)()
+
+
+def _number(answer: str) -> float | None:
+    found = _NUMBER.search(answer.replace(",", "."))
+    return float(found.group()) if found else None
+
+
+def _working(status: widgets.HTML, text: str) -> None:
+    status.value = markup.box("pending", markup.inline(text), word="…")
+
+
+def _finished(status: widgets.HTML, text: str) -> None:
+    status.value = (f'<small style="color:#555">{markup.inline(text)} '
+                    f'({time.strftime("%H:%M:%S")})</small>')
 
 
 # -- the boot stopwatch -----------------------------------------------------------------------
 
 
-def time_boots(count: int) -> list[stopwatch.BootPhases]:
-    """Boot ``count`` guests one after another, timed; adds them to the lesson's record."""
-    found = stopwatch.measure_boots(count, STOPWATCH_GUEST, guest_memory_mb())
-    _boots.extend(found)
+def time_boots(count: int, progress: Callable[[str], None] | None = None
+               ) -> list[stopwatch.BootPhases]:
+    """Boot ``count`` guests one after another, timed; they replace the last measurement.
+
+    ``progress`` is told what is happening before each boot; after each boot
+    the lesson's record (and every stopwatch view) already shows it.
+    """
+    found: list[stopwatch.BootPhases] = []
+    for index in range(count):
+        if progress is not None:
+            progress(f"boot {index + 1} of {count}: QEMU starts, the kernel boots, init, "
+                     "the agent and the web server answer…")
+        found.append(stopwatch.measure_boot(STOPWATCH_GUEST, guest_memory_mb()))
+        _boots[:] = found
+        _refresh_views(StopwatchView)
     return found
 
 
@@ -101,18 +193,27 @@ class StopwatchView(KitWidget):
         self.count = widgets.IntSlider(value=BOOTS_TARGET, min=1, max=5, description="boots")
         self.go = widgets.Button(description="Time the boots", icon="clock-o")
         self.go.on_click(self._callback("timing boots", self.measure))
+        self.status = widgets.HTML()
         self.table = widgets.HTML()
         self.plot = widgets.Image(format="png")
-        self._set_body(widgets.HBox([self.count, self.go]), self.table, self.plot)
+        self._set_body(widgets.HBox([self.count, self.go]), self.status, self.table,
+                       self.plot)
+        _views.add(self)
         self.refresh()
 
     def measure(self) -> None:
         self.go.disabled = True
+        started = time.monotonic()
         try:
-            time_boots(int(self.count.value))
+            count = int(self.count.value)
+            time_boots(count, lambda text: _working(self.status, text))
+            _finished(self.status, f"{count} boot(s) timed in "
+                      f"{time.monotonic() - started:.1f} s; they replace the last measurement")
+        except BaseException:
+            self.status.value = ""
+            raise
         finally:
             self.go.disabled = False
-        self.refresh()
 
     def refresh(self) -> None:
         measured = boots()
@@ -124,6 +225,26 @@ class StopwatchView(KitWidget):
                 "(<code>earlycon</code>), so its first byte marks where QEMU's part ends.</p>")
         self.table.value = markup.text(markup.table(header, boot_rows(measured)) + note)
         self.plot.value = boots_png(measured)
+
+
+# -- one guest: its console and its footprint -----------------------------------------------
+
+
+def run_init_seconds(guest: Guest) -> float | None:
+    """When this boot's kernel started init, on the guest's clock (its console's line)."""
+    found = _RUN_INIT.search(guest.console.text())
+    return float(found.group(1)) if found else None
+
+
+def footprint_text(guest: Guest) -> str:
+    """What holds this guest's host memory, one part a line (for a demonstration cell)."""
+    found = footprint.of_guest(guest)
+    if found is None:
+        return f"guest {guest.name} has no QEMU process to measure."
+    lines = [f"guest {guest.name}, given {guest.memory_mb} MiB; its QEMU holds "
+             f"{found.total_mib:.1f} MiB of host memory:"]
+    lines += [f"  {mib:6.1f} MiB  {part}" for part, mib in found.parts.items()]
+    return "\n".join(lines)
 
 
 # -- N guests, N kernels -------------------------------------------------------------------------
@@ -147,11 +268,11 @@ def crowd() -> list[Guest]:
                   key=lambda g: int(g.name[len(PREFIX):]))
 
 
-def qemu_rss_mb(guest: Guest) -> float:
-    try:
-        return float(psutil.Process(guest.pid).memory_info().rss) / 2**20 if guest.pid else 0.0
-    except psutil.Error:
-        return 0.0
+def lesson_guests() -> list[Guest]:
+    """Every running guest of this lesson but the stopwatch's: l7-mine, then the crowd."""
+    mine = registry.get(MINE)
+    first = [mine] if mine is not None and mine.state == GuestState.RUNNING else []
+    return first + crowd()
 
 
 def per_guest_mb() -> float:
@@ -166,14 +287,33 @@ def guest_cost(guest: Guest) -> GuestCost:
     return GuestCost(guest.name, guest.memory_mb, qemu_rss_mb(guest), boot_id, kernel)
 
 
-def add_guests(target: int) -> list[tuple[int, float]]:
-    """Start crowd guests one at a time up to ``target``; after each, the total RSS."""
-    running = crowd()
-    for number in range(len(running) + 1, target + 1):
-        Guest(f"{PREFIX}{number}", memory_mb=guest_memory_mb(), replace=True).start()
-        now = crowd()
-        _crowd.append((len(now), sum(qemu_rss_mb(g) for g in now)))
-    return list(_crowd)
+def add_guest() -> Guest:
+    """Start one more crowd guest, with the lowest free number."""
+    taken = {int(g.name[len(PREFIX):]) for g in crowd()}
+    if len(taken) >= CROWD_MAX:
+        raise SetupError(f"this lesson's crowd stops at {CROWD_MAX} guests.",
+                         hint="That is plenty to see the trend: stop one before adding more.")
+    number = next(n for n in range(1, CROWD_MAX + 1) if n not in taken)
+    started = Guest(f"{PREFIX}{number}", memory_mb=guest_memory_mb(), replace=True).start()
+    _refresh_views(CrowdView)
+    return started
+
+
+def remove_guest() -> str | None:
+    """Stop the crowd's last guest; its name, or None if none runs."""
+    guests = crowd()
+    if not guests:
+        return None
+    guests[-1].stop()
+    _refresh_views(CrowdView)
+    return guests[-1].name
+
+
+def add_guests(target: int) -> list[Guest]:
+    """Start crowd guests until ``target`` run (never more than :data:`CROWD_MAX`)."""
+    while len(crowd()) < min(target, CROWD_MAX):
+        add_guest()
+    return crowd()
 
 
 def stop_crowd() -> None:
@@ -181,41 +321,90 @@ def stop_crowd() -> None:
         guest.stop()
 
 
-def crowd_png() -> bytes:
-    xs = [n for n, _ in _crowd]
-    given = [n * guest_memory_mb() for n in xs]
-    return plots.line_png(xs, [("host memory held by all QEMUs (RSS)", [r for _, r in _crowd]),
+def cumulative(rss: list[float]) -> list[float]:
+    """The host memory held as guests are added: after 1, after 2... (MiB)."""
+    total, sums = 0.0, []
+    for value in rss:
+        total += value
+        sums.append(total)
+    return sums
+
+
+def crowd_png(costs: list[GuestCost]) -> bytes:
+    xs = list(range(1, len(costs) + 1))
+    held = cumulative([c.rss_mb for c in costs])
+    given = cumulative([float(c.memory_mb) for c in costs])
+    return plots.line_png(xs, [("host memory held by their QEMUs (RSS)", held),
                                ("memory given to the guests (-m)", given)],
                           title="host memory as guests are added", xlabel="guests running",
                           ylabel="MiB")
 
 
 class CrowdView(KitWidget):
-    """Add guests one by one; each boots its own kernel and holds its own memory."""
+    """Add guests one by one, or stop the last; each boots its own kernel and holds memory."""
 
     def __init__(self) -> None:
         super().__init__("guests and kernels")
-        self.target = widgets.IntSlider(value=CROWD_TARGET, min=1, max=4, description="guests")
-        self.go = widgets.Button(description="Add guests", icon="plus")
-        self.go.on_click(self._callback("adding guests", self.add))
+        self.add_button = widgets.Button(description="Add a guest", icon="plus",
+                                         tooltip="Start one more guest (it boots its own kernel)")
+        self.remove_button = widgets.Button(description="Stop the last", icon="minus",
+                                            tooltip="Stop the crowd's last guest")
+        self.add_button.on_click(self._callback("adding a guest", self.add))
+        self.remove_button.on_click(self._callback("stopping a guest", self.remove))
+        self.status = widgets.HTML()
         self.table = widgets.HTML()
         self.plot = widgets.Image(format="png")
-        self._set_body(widgets.HBox([self.target, self.go]), self.table, self.plot)
+        self._set_body(widgets.HBox([self.add_button, self.remove_button]), self.status,
+                       self.table, self.plot)
+        _views.add(self)
         self.refresh()
 
     def add(self) -> None:
-        add_guests(int(self.target.value))
-        self.refresh()
+        self._busy(True)
+        try:
+            number = len(crowd()) + 1
+            _working(self.status, f"starting guest number {number}: QEMU builds a machine, "
+                     "its kernel boots…")
+            started = add_guest()
+            _finished(self.status, f"{started.name} runs: its QEMU holds "
+                      f"{qemu_rss_mb(started):.0f} MiB")
+        except BaseException:
+            self.status.value = ""
+            raise
+        finally:
+            self._busy(False)
+
+    def remove(self) -> None:
+        self._busy(True)
+        try:
+            _working(self.status, "stopping the last guest…")
+            name = remove_guest()
+            _finished(self.status, f"{name} stopped" if name else "no guest to stop")
+        finally:
+            self._busy(False)
+
+    def _busy(self, busy: bool) -> None:
+        self.add_button.disabled = self.remove_button.disabled = busy
 
     def refresh(self) -> None:
         costs = [guest_cost(g) for g in crowd()]
-        rows = [[escape(c.name), f"{c.memory_mb}", f"{c.rss_mb:.0f}",
-                 f"<code>{escape(c.boot_id[:8])}…</code>", escape(c.kernel)] for c in costs]
+        if not costs:
+            self.table.value = markup.text("<i>No guest yet: press Add a guest.</i>")
+            self.plot.layout.display = "none"
+            return
+        held = cumulative([c.rss_mb for c in costs])
+        rows = [[escape(c.name), f"{c.memory_mb}", f"{c.rss_mb:.0f}", f"{total:.0f}",
+                 f"<code>{escape(c.boot_id[:8])}…</code>", escape(c.kernel)]
+                for c, total in zip(costs, held, strict=True)]
+        kernels = len({c.boot_id for c in costs})
         self.table.value = markup.text(
-            markup.table(["guest", "given (MiB)", "QEMU RSS (MiB)", "its kernel's boot_id",
-                         "kernel"], rows) if rows else "<i>No guest yet: press Add guests.</i>")
-        if _crowd:
-            self.plot.value = crowd_png()
+            markup.table(["guest", "given (MiB)", "its QEMU holds (MiB)",
+                          "all so far (MiB)", "its kernel's boot_id", "kernel"], rows)
+            + f"<p>{len(costs)} guest(s) running, {kernels} different boot_id(s): "
+            f"{kernels} kernel(s) booted. Together their QEMUs hold <b>{held[-1]:.0f} MiB"
+            "</b> of host memory.</p>")
+        self.plot.value = crowd_png(costs)
+        self.plot.layout.display = "block"
 
 
 # -- sizes ----------------------------------------------------------------------------------------
@@ -239,8 +428,8 @@ def image_sizes_mb() -> dict[str, float]:
 
 
 def footprints() -> dict[str, footprint.Footprint]:
-    """What holds each running crowd guest's host memory, by guest name."""
-    found = {g.name: footprint.of_guest(g) for g in crowd()}
+    """What holds each running lesson guest's host memory, by guest name."""
+    found = {g.name: footprint.of_guest(g) for g in lesson_guests()}
     return {name: parts for name, parts in found.items() if parts is not None}
 
 
@@ -271,17 +460,30 @@ class SizesView(KitWidget):
 
     def __init__(self) -> None:
         super().__init__("sizes")
+        self.status = widgets.HTML()
         self.text = widgets.HTML()
         self.plot = widgets.Image(format="png")
         self.parts = widgets.Image(format="png")
-        again = widgets.Button(description="Measure again", icon="refresh")
-        again.on_click(self._callback("measuring", self.refresh))
-        self._set_body(again, self.text, self.plot, self.parts)
+        self.again = widgets.Button(description="Measure again", icon="refresh")
+        self.again.on_click(self._callback("measuring", self.measure))
+        self._set_body(self.again, self.status, self.text, self.plot, self.parts)
         self._guarded("measuring", self.refresh)()
+
+    def measure(self) -> None:
+        self.again.disabled = True
+        try:
+            _working(self.status, "reading each guest's memory map and asking each guest…")
+            self.refresh()
+            _finished(self.status, "measured")
+        except BaseException:
+            self.status.value = ""
+            raise
+        finally:
+            self.again.disabled = False
 
     def refresh(self) -> None:
         sizes = image_sizes_mb()
-        costs = [guest_cost(g) for g in crowd()]
+        costs = [guest_cost(g) for g in lesson_guests()]
         found = footprints()
         listed = ", ".join(f"{escape(name)} {mb:.1f} MiB" for name, mb in sizes.items())
         self.text.value = markup.text(
@@ -289,6 +491,8 @@ class SizesView(KitWidget):
             f"its own memory. With {len(costs)} guests running, the host holds {len(costs)} "
             "kernels in memory, one per guest, although they are the same kernel.</p>"
             + _parts_text(found))
+        for image_widget, shown in ((self.plot, bool(costs)), (self.parts, bool(found))):
+            image_widget.layout.display = "block" if shown else "none"
         if costs:
             self.plot.value = plots.paired_bars_png(
                 [c.name for c in costs],
@@ -299,138 +503,300 @@ class SizesView(KitWidget):
             self.parts.value = footprint_png(found)
 
 
-# -- the checks ----------------------------------------------------------------------------
+# -- exercise 1: a boot phase in the console (console) ----------------------------------------
 
 
-def check_timed(answer: str) -> Verdict:
-    measured = boots()
-    if len(measured) < BOOTS_TARGET:
-        return Verdict.fail(f"{len(measured)} boot(s) timed; the task asks for {BOOTS_TARGET}.",
-                            hint="Press 'Time the boots' with the slider at 3.")
-    slowest = slowest_phase(measured)
-    medians = {name: statistics.median(b.durations()[name] for b in measured)
-               for name, _ in stopwatch.PHASES}
-    evidence = [f"median {name}: {seconds:.3f} s" for name, seconds in medians.items()]
-    typed = answer.strip().lower()
-    if not typed:
-        return Verdict.fail("type the name of the slowest phase first.", *evidence)
-    if typed not in slowest and slowest not in typed:
-        return Verdict.fail(f"{answer!r} is not the phase with the largest median.", *evidence,
-                            hint="Look at the tallest layer of the bars, or the largest row "
-                            "of the table (ignore the total).")
-    return Verdict.ok(f"{slowest} is the slowest phase: {medians[slowest]:.2f} s of a "
-                      f"{statistics.median(b.total_s for b in measured):.2f} s boot.", *evidence)
+def check_run_init(answer: str) -> Verdict:
+    found = find_guest(MINE)
+    if isinstance(found, Verdict):
+        return found
+    seconds = run_init_seconds(found)
+    if seconds is None:
+        return Verdict.fail(f"guest {MINE}'s console holds no 'Run /init' line for this boot.",
+                            hint=f"Reboot {MINE} (its kernel prints the line as it starts "
+                            "init), then look again.")
+    uptime = _UPTIME.search(found.console.text())
+    evidence = [f"{MINE}'s console, this boot: [{seconds:.6f}] {stopwatch.RUN_INIT}"]
+    if uptime:
+        evidence.append(f"its init said it was ready after {uptime.group(1)} s of guest uptime")
+    if found.started_at is not None and found.ready_at is not None:
+        evidence.append(f"the host's clock: {found.ready_at - found.started_at:.2f} s from "
+                        "QEMU's start to the agent's first answer")
+    number = _number(answer)
+    if number is None:
+        return Verdict.fail("type the number in the brackets of that line: seconds, such as "
+                            "0.512345.", *evidence[1:])
+    decimals = len(answer.strip().replace(",", ".").partition(".")[2].rstrip("0 s"))
+    exact = abs(number - seconds) < 5e-7
+    if not exact and decimals < 4 and abs(number - seconds) < 0.01:
+        return Verdict.fail("close, but type every digit in the brackets: the last ones are "
+                            "what make this boot's time its own.", *evidence[1:],
+                            hint="Copy the whole number, e.g. 0.512345.")
+    if not exact and abs(number - seconds) > 0.5 * 10 ** -max(4, min(decimals, 6)) + 1e-9:
+        return Verdict.fail(f"{number:g} s is not when {MINE}'s kernel started init on this "
+                            "boot.", *evidence[1:],
+                            hint="In the console, find the line that ends 'Run /init as init "
+                            "process' and read the time in brackets; or type "
+                            "dmesg | grep 'Run /init' in the console's input line.")
+    return Verdict.ok(f"{MINE}'s kernel started init {seconds:.3f} s after the kernel itself "
+                      "started, on the guest's own clock, which only begins with the kernel: "
+                      "QEMU's start and the firmware come before its zero.", *evidence)
 
 
-def check_kernels() -> Verdict:
-    guests = crowd()
-    if len(guests) < CROWD_TARGET:
-        return Verdict.fail(f"{len(guests)} guest(s) of this lesson run; the task asks for "
-                            f"{CROWD_TARGET}.", hint=f"Set the slider to {CROWD_TARGET} and "
-                            "press Add guests.")
-    costs = [guest_cost(g) for g in guests]
-    evidence = [f"{c.name}: boot_id {c.boot_id}, kernel {c.kernel}, QEMU {c.rss_mb:.0f} MiB"
-                for c in costs]
-    if len({c.boot_id for c in costs}) != len(costs):
-        return Verdict.fail("two guests report the same boot_id.", *evidence,
-                            hint="Stop the crowd and add the guests again.")
-    total = sum(c.rss_mb for c in costs)
-    return Verdict.ok(f"{len(costs)} guests booted {len(costs)} kernels (one boot_id each), "
-                      f"and their QEMUs hold {total:.0f} MiB of host memory.", *evidence)
+def solve_run_init() -> str:
+    found = ensure_running(guest())
+    seconds = run_init_seconds(found)
+    return "" if seconds is None else f"{seconds:.6f}"
 
 
-def check_per_guest(answer: str) -> Verdict:
+# -- exercise 2: a guest of your own size, and its footprint (code) --------------------------
+
+
+def check_footprint(answer: str) -> Verdict:
+    found = find_guest(MINE)
+    if isinstance(found, Verdict):
+        return found
+    want = task_memory_mb()
+    given = hypervisor_memory_mb(found)
+    if round(given) != want:
+        return Verdict.fail(f"guest {MINE} has {given:.0f} MiB; your task asks for {want} MiB.",
+                            f"the hypervisor (QMP query-memory-size-summary): {given:.0f} MiB",
+                            hint=f"Start it again with your size: kit.Guest('{MINE}', "
+                            f"memory_mb={want}, replace=True).start()")
+    parts = footprint.of_guest(found)
+    if parts is None:
+        return Verdict.fail(f"guest {MINE} has no QEMU process to measure.",
+                            hint=f"Start {MINE} again.")
+    touched = parts.parts[footprint.GUEST_RAM]
+    evidence = [f"the hypervisor (QMP): {given:.0f} MiB given",
+                f"QEMU's memory map, read now: {parts.total_mib:.1f} MiB held, of which "
+                f"{touched:.1f} MiB is guest RAM the guest has touched"]
+    if "Footprint(" in answer:
+        return Verdict.fail("that is the whole footprint; the task asks for one part of it, a "
+                            "number of MiB.", *evidence,
+                            hint="Take one part: .parts[footprint.GUEST_RAM] of the footprint.")
+    number = _number(answer)
+    if number is None:
+        return Verdict.fail("your cell gave no number of MiB.", *evidence,
+                            hint="footprint.of_guest(new_mine).parts[footprint.GUEST_RAM] is "
+                            "a number of MiB.")
+    if abs(number - touched) > max(3.0, 0.15 * touched):
+        return Verdict.fail(f"{number:g} MiB is not the guest RAM {MINE} has touched.",
+                            *evidence,
+                            hint="Read it from the footprint of the running guest: "
+                            "footprint.of_guest(new_mine).parts[footprint.GUEST_RAM]; the "
+                            "total is more than the guest's own part.")
+    return Verdict.ok(f"{MINE} was given {want} MiB and has touched only {touched:.0f} MiB of "
+                      f"it; its QEMU holds {parts.total_mib:.0f} MiB in all: the rest is the "
+                      "hypervisor's own.", *evidence)
+
+
+def solve_footprint() -> float:
+    found = restart_with(guest(), memory_mb=task_memory_mb())
+    parts = footprint.of_guest(found)
+    return 0.0 if parts is None else parts.parts[footprint.GUEST_RAM]
+
+
+# -- exercise 3: guests until a total of your own (widget) ------------------------------------
+
+
+def check_crowd() -> Verdict:
+    target = task_total_mb()
     guests = crowd()
     if not guests:
-        return Verdict.fail("no guest of this lesson runs to measure.",
-                            hint="Press Add guests first.")
-    per_guest = per_guest_mb()
-    number = parse_number(answer)
-    evidence = (f"measured now: {len(guests)} guests hold {per_guest * len(guests):.0f} MiB, "
-                f"{per_guest:.0f} MiB each",)
-    if number is None:
-        return Verdict.fail("type a whole number of MiB.", *evidence)
-    if abs(number - per_guest) > max(12.0, per_guest * 0.25):
-        return Verdict.fail(f"{number} MiB is far from what each guest costs now.", *evidence,
-                            hint="Divide the top of the blue line by the number of guests, or "
-                            "read the QEMU RSS column of the table.")
-    return Verdict.ok(f"each guest costs the host about {per_guest:.0f} MiB, for a "
-                      f"{guest_memory_mb()} MiB machine: its own kernel, its own page "
-                      "tables, QEMU itself.", *evidence)
+        return Verdict.fail(f"no guest of the crowd ({PREFIX}1, {PREFIX}2...) runs yet.",
+                            hint="Press Add a guest, and watch the total grow.")
+    rss = [qemu_rss_mb(g) for g in guests]
+    total = sum(rss)
+    boot_ids = {g.run(["cat", "/proc/sys/kernel/random/boot_id"]).stdout.strip()
+                for g in guests}
+    evidence = [f"{g.name}: its QEMU holds {r:.0f} MiB (psutil, now)"
+                for g, r in zip(guests, rss, strict=True)]
+    evidence += [f"together: {total:.0f} MiB; your total to reach: {target} MiB",
+                 f"{len(boot_ids)} different boot_id(s) among {len(guests)} guest(s)"]
+    if total < target:
+        return Verdict.fail(f"{len(guests)} guest(s) hold {total:.0f} MiB together; your "
+                            f"total is {target} MiB.", *evidence,
+                            hint="Add another guest and watch the total in the table.")
+    spare = total - min(rss)
+    if len(guests) > 1 and spare >= target * SLACK:
+        return Verdict.fail(f"{len(guests)} guests are more than needed: without one of them, "
+                            f"the others still hold {spare:.0f} MiB.", *evidence,
+                            hint="Press Stop the last, then check again.")
+    return Verdict.ok(f"{len(guests)} guests were needed to pass {target} MiB: each costs the "
+                      f"host about {total / len(guests):.0f} MiB, and each booted a kernel of "
+                      "its own.", *evidence)
 
 
-timed = Checkpoint(
-    "l7-timed", "Where does a boot's time go?",
-    f"Time **{BOOTS_TARGET} boots** with the stopwatch, then type the phase that took the "
-    "longest (its short name: kit, qemu_loader, kernel, init, agent or application).",
-    check_timed, answer_label="slowest phase:",
-    hint="Time 3 boots, then find the tallest layer in the bars.",
-    solution="Time three boots and let the kit name the slowest phase, as below.",
-    code="lesson7.time_boots(3)\nlesson7.timed.verify(lesson7.slowest_phase(lesson7.boots()))",
+def solve_crowd() -> None:
+    target = task_total_mb()
+    while sum(qemu_rss_mb(g) for g in crowd()) < target and len(crowd()) < CROWD_MAX:
+        add_guest()
+    while len(crowd()) > 1:
+        rss = [qemu_rss_mb(g) for g in crowd()]
+        if sum(rss) - min(rss) < target:
+            break
+        remove_guest()
+
+
+# -- predictions -------------------------------------------------------------------------
+
+
+def measure_boot_time() -> float:
+    return time_boots(1)[0].total_s
+
+
+def measure_rss() -> float:
+    return qemu_rss_mb(ensure_running(guest()))
+
+
+def host_available_mb() -> float:
+    return float(psutil.virtual_memory().available) / 2**20
+
+
+def host_memory() -> str:
+    """One sentence on this host's memory, for the learner to predict from."""
+    memory = psutil.virtual_memory()
+    return (f"This host has {memory.total / 2**20:,.0f} MiB of memory, of which "
+            f"{memory.available / 2**20:,.0f} MiB is available now.")
+
+
+def measure_fit() -> float:
+    guests = crowd() or [ensure_running(guest())]
+    per_guest = sum(qemu_rss_mb(g) for g in guests) / len(guests)
+    _per_guest_seen[:] = [per_guest]
+    return float(math.floor(host_available_mb() / per_guest)) if per_guest else 0.0
+
+
+def _explain_fit(guess: float, fits: float) -> str:
+    per_guest = _per_guest_seen[0] if _per_guest_seen else 0.0
+    return (f"Each guest costs this host about {per_guest:.0f} MiB (its QEMU's RSS), not the "
+            f"{guest_memory_mb()} MiB it was given: its own kernel, QEMU's program and, under "
+            "TCG, a translation cache. Memory is not the only limit: all of them would share "
+            f"{psutil.cpu_count() or 1} CPU(s), and the kit lets one user run at most "
+            f"{limits.max_guests()} guests here.")
+
+
+boot_time = Prediction(
+    "l7-p-boot",
+    "From the call to `start()` until its web server answers over HTTP: how many seconds "
+    "will one guest's boot take on this host?", measure_boot_time, unit="s",
+    explain=lambda guess, got: (
+        "The stopwatch below splits that time into phases: most of it is the guest kernel's "
+        "boot and its init, work a container (lesson 8) never does."),
 )
-kernels = Checkpoint(
-    "l7-kernels", "N guests, N kernels",
-    f"Run **{CROWD_TARGET} guests** of this lesson at once (slider {CROWD_TARGET}, Add guests). "
-    "The kit asks each for its kernel's boot_id: a random number each kernel draws when it "
-    "boots.",
-    check_kernels,
-    hint=f"Set the slider to {CROWD_TARGET} and press Add guests.",
-    solution="Add the guests with the line below.",
-    code=f"lesson7.add_guests({CROWD_TARGET})",
+rss = Prediction(
+    "l7-p-rss",
+    f"Your guest `{MINE}` was given {guest_memory_mb()} MiB. On the host, how many MiB does "
+    "its QEMU process hold (its RSS)?", measure_rss, unit="MiB",
+    explain=lambda guess, got: (
+        "The guest touches only part of the memory it was given, while QEMU adds its own "
+        "program, heap and translation cache: the footprint below shows each part."),
 )
-per_guest = Checkpoint(
-    "l7-per-guest", "What one more guest costs",
-    "Type how much host memory (MiB) one guest costs, on average, as measured now.",
-    check_per_guest, answer_label="MiB per guest:",
-    hint="The table's QEMU RSS column has each guest's share.",
-    solution="Average the QEMU RSS of the running guests, as below.",
-    code="lesson7.per_guest.verify(round(lesson7.per_guest_mb()))",
+fit = Prediction(
+    "l7-p-fit",
+    f"Guests like these were each given {guest_memory_mb()} MiB. In the memory this host has "
+    "available now (printed above), how many of them could run at once?", measure_fit,
+    unit="guests", explain=_explain_fit,
+)
+
+
+# -- the lesson ---------------------------------------------------------------------------
+
+run_init = Checkpoint(
+    "l7-run-init", "A boot phase in the console",
+    f"In the serial console of `{MINE}`, find the line where its kernel hands over to "
+    "init (`Run /init as init process`), and type the time in its brackets: seconds on the "
+    "guest's own clock, with all its digits: it differs at every boot.",
+    check_run_init, answer_label="seconds:", solve=solve_run_init,
+    hint="Scroll the console to the line ending 'Run /init as init process', or type "
+    "dmesg | grep 'Run /init' in the console's input line and press Enter.",
+    solution="In the console's input line, ask the guest's kernel log for the line:",
+    code="dmesg | grep 'Run /init'",
+)
+footprint_exercise = Checkpoint(
+    "l7-footprint", "What your guest really touched",
+    f"Make `{MINE}` again with **your** memory size (the cell prints it), then read, from its "
+    "footprint, how many MiB of guest RAM the guest has really touched.",
+    check_footprint, takes_answer=True, solve=solve_footprint,
+    hint=f"kit.Guest('{MINE}', memory_mb=..., replace=True).start() makes it again; "
+    "footprint.of_guest(new_mine).parts[footprint.GUEST_RAM] is the guest's own part.",
+    solution="Start the guest with your size, then take the guest-RAM part of its footprint:",
+    code=f"new_mine = kit.Guest('{MINE}', memory_mb=lesson7.task_memory_mb(), "
+    "replace=True).start()\n"
+    "touched = footprint.of_guest(new_mine).parts[footprint.GUEST_RAM]",
+)
+crowd_exercise = Checkpoint(
+    "l7-crowd", "Guests until your total",
+    "Add guests (button **Add a guest**) until their QEMUs together hold at least **your** "
+    "total of host memory (the cell prints it), with not one guest more than needed. Then "
+    "press Check.",
+    check_crowd, solve=solve_crowd,
+    hint="Watch the column 'all so far' as you add guests; if you passed your total with one "
+    "guest to spare, press **Stop the last**.",
+    solution="Add guests one at a time until the total passes yours, in code too:",
+    code="while sum(lesson7.qemu_rss_mb(g) for g in lesson7.crowd()) < "
+    "lesson7.task_total_mb():\n    lesson7.add_guest()",
 )
 
 quiz = Quiz([
     Question("l7-q1", "Three guests of the same image ran here. How many kernels did the host "
              "hold in memory?", [
-        Choice("One, shared by the three", False,
+        Choice("One, shared by all three", False,
                "Each guest reported its own boot_id: each kernel booted on its own. Sharing "
                "the host's kernel is what containers do."),
-        Choice("Three, one per guest, plus the host's own", True,
-               "Every virtual machine loads and runs a whole kernel of its own; the host runs "
-               "its kernel too."),
-        Choice("None: the kernel stays on disk", False,
+        Choice("Four: one per guest, plus the host's", True,
+               "One per guest, each booted separately in its own QEMU's memory, plus the "
+               "host's own kernel, which runs the QEMUs."),
+        Choice("None: a guest's kernel stays on the disk image until needed", False,
                "A running kernel lives in memory; each guest's kernel is in its QEMU's memory."),
     ]),
-    Question("l7-q2", "Why is a guest's QEMU RSS not the same as the memory it was given "
-             "(-m)?", [
-        Choice("QEMU holds only the guest pages that were touched, plus its own code and "
-               "buffers", True,
-               "Untouched guest memory costs nothing until used, while QEMU itself and its "
-               "translation cache add their own share."),
-        Choice("The host gives every guest exactly -m", False,
-               "The measured RSS differed from -m: memory is handed out as it is used."),
-        Choice("RSS counts only the guest kernel", False,
-               "RSS counts every page of the QEMU process resident in host memory."),
+    Question("l7-q2", "Why is a guest's QEMU RSS not the memory it was given (-m)?", [
+        Choice("The host reserves exactly -m for every guest, plus a fixed fee", False,
+               "The measured RSS was not -m plus a constant: untouched guest memory costs "
+               "nothing until the guest uses it."),
+        Choice("Untouched pages cost nothing; QEMU adds its own", True,
+               "The footprint showed the guest's touched RAM as one part, QEMU's program, "
+               "heap and translation cache as the others."),
+        Choice("RSS counts only the guest's kernel", False,
+               "RSS counts every page of the QEMU process resident in host memory, whoever "
+               "uses it."),
     ]),
     Question("l7-q3", "In the stopwatch, what runs between QEMU's start and the kernel's first "
              "byte?", [
-        Choice("A long BIOS menu and a boot loader", False,
-               "The kit boots the kernel directly (-kernel): no menu and no boot loader, which "
-               "is why that phase is short here. A full PC or cloud VM also runs firmware and "
-               "a boot loader."),
-        Choice("QEMU builds the machine and loads the kernel into its memory",
-               True, "Then the guest CPU jumps into the kernel, which prints at once."),
-        Choice("Nothing: the kernel is already running", False,
-               "The kernel cannot run before QEMU has created the machine and loaded it."),
+        Choice("Nothing at all: QEMU starts the kernel's code the moment it is launched", False,
+               "QEMU first builds the machine and loads the kernel; a small firmware then "
+               "jumps into it."),
+        Choice("QEMU builds the machine; a small firmware jumps into the kernel", True,
+               "QEMU loads the kernel itself (-kernel); qboot (microvm) or SeaBIOS (q35) "
+               "starts it at once: no boot menu, no GRUB. A cloud VM booting from its disk "
+               "runs firmware and a boot loader first."),
+        Choice("A full BIOS with its menu, then GRUB reading the disk", False,
+               "There is firmware, but no menu and no boot loader: QEMU had already put the "
+               "kernel in memory, which is why this phase is short here."),
     ]),
     Question("l7-q4", "A container starts no kernel. Which phases of a VM boot would it skip?", [
-        Choice("Only the web server's start", False,
+        Choice("Only the web server's start, since the rest is shared", False,
                "The application still starts in a container; it is the machine and its OS "
                "that are skipped."),
-        Choice("QEMU and loader, kernel boot, and most of init", True,
+        Choice("Machine, firmware, kernel, most of init", True,
                "A container is processes on the host's running kernel: nothing to emulate, "
                "nothing to boot (lesson 8 measures it)."),
-        Choice("None: it boots the same way", False,
-               "It boots nothing: there is no second kernel."),
+        Choice("None: a container boots the same phases, only from a smaller image", False,
+               "It boots nothing: there is no second kernel, whatever the image's size."),
+    ]),
+    Question("l7-q5", "Your guest's console said 'Run /init' at about half a second, on the "
+             "guest's own clock. What does that number leave out?", [
+        Choice("Nothing: it counts from the moment start() was called on the host", False,
+               "The guest's clock only starts with its kernel; the kit's checks, QEMU's start "
+               "and the firmware came before its zero."),
+        Choice("What ran before its kernel", True,
+               "The kit's checks, QEMU building the machine and the firmware all happen before "
+               "the guest's clock starts; the host's stopwatch counts them."),
+        Choice("The kernel's own boot, which the guest's clock does not count", False,
+               "The kernel's boot is exactly what those seconds count: from the kernel's start "
+               "to init."),
     ]),
 ])
 
-lesson = Lesson(7, [timed, kernels, per_guest], quiz)
+lesson = Lesson(7, [run_init, footprint_exercise, crowd_exercise], quiz, [boot_time, rss, fit])

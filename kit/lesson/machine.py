@@ -144,8 +144,9 @@ class OneProcess(KitWidget):
 FLAGS = frozenset({"-nodefaults", "-no-user-config", "-no-reboot"})
 OPTION_MEANINGS = {
     "-name": "the guest's name; debug-threads=on names QEMU's threads (CPU 0/TCG, ...)",
-    "-machine": "the virtual motherboard: microvm has no PCI bus and no BIOS to wait for, "
-                "only the few devices listed below (q35 would be a full modern PC)",
+    "-machine": "the virtual motherboard: microvm has no PCI bus and only a tiny firmware "
+                "(qboot) that starts the kernel in milliseconds, and only the few devices "
+                "listed below (q35 would be a full modern PC, with SeaBIOS or UEFI)",
     "-cpu": "the CPU model the guest sees (host: the real one; max: every feature QEMU "
             "can emulate)",
     "-m": "the guest's memory (RAM), in MiB",

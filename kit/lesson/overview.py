@@ -29,6 +29,7 @@ class OverviewRow:
     status: str  # "done", "in progress", "not started" or "coming"
     checkpoints: str  # "2 of 4", or "" when not known yet
     quiz: str  # "3 right of 4", or ""
+    how: str = ""  # "2 alone, 1 after the hint" (+ "3 in demo"), or ""
 
 
 def overview_rows() -> list[OverviewRow]:
@@ -48,7 +49,21 @@ def _row(info: catalog.LessonInfo, done: progress.LessonProgress | None) -> Over
     if done and done.question_ids:
         quiz = f"{done.correct_answers} right of {len(done.question_ids)}"
     return OverviewRow(info.number, info.title, info.file, info.minutes, status,
-                       checkpoints, quiz)
+                       checkpoints, quiz, how_words(done) if done else "")
+
+
+HOW_WORDS = {"alone": "alone", "hint": "after the hint", "solution": "with the solution"}
+
+
+def how_words(done: progress.LessonProgress) -> str:
+    """How the passes came, e.g. "2 alone, 1 after the hint; 3 shown in demo mode"."""
+    counts = [sum(1 for how in done.how.values() if how == key) for key in HOW_WORDS]
+    parts = [f"{n} {words}" for n, words in zip(counts, HOW_WORDS.values(), strict=True) if n]
+    demo = [cid for cid in done.demo if cid not in done.passed]
+    text = ", ".join(parts)
+    if demo:
+        text += ("; " if text else "") + f"{len(demo)} shown in demo mode"
+    return text
 
 
 def overview_html(rows: list[OverviewRow]) -> str:
@@ -58,8 +73,10 @@ def overview_html(rows: list[OverviewRow]) -> str:
                  else f'<a href="{escape(row.file)}" target="_blank">{escape(row.title)}</a>')
         cells.append([str(row.number), title, f"{row.minutes} min",
                       f"{MARKS[row.status]} {escape(row.status)}",
-                      escape(row.checkpoints or "—"), escape(row.quiz or "—")])
-    return markup.table(["#", "lesson", "time", "status", "checkpoints passed", "quiz"], cells)
+                      escape(row.checkpoints or "—"), escape(row.how or "—"),
+                      escape(row.quiz or "—")])
+    return markup.table(["#", "lesson", "time", "status", "checkpoints passed", "how", "quiz"],
+                        cells)
 
 
 class ProgressOverview(KitWidget):

@@ -19,20 +19,33 @@ The layout (``FORMAT`` 1)::
      "lessons": {"1": {"opened_at": "...", "finished_at": "...",
                        "checkpoint_ids": ["l1-memory", ...],
                        "question_ids": ["l1-q1", ...],
-                       "checkpoints": {"l1-memory": {"tries": 2, "passed_at": "..."}},
+                       "checkpoints": {"l1-memory": {"tries": 2, "passed_at": "...",
+                                                     "how": "hint"}},
                        "answers": {"l1-q1": {"choice": 2, "correct": true, "tries": 1,
-                                             "at": "..."}}}}}
+                                             "at": "..."}},
+                       "predictions": {"l1-p-memtotal": {"predicted": 180,
+                                                         "measured": 171.2, "at": "..."}}}},
+     "seed": 123456789}
+
+``how`` says how a checkpoint was passed: ``alone``, after the ``hint``, with
+the ``solution`` shown, or in the instructor's ``demo`` mode (a demo pass is
+kept apart and never counts as the learner's).  ``seed`` is drawn once per
+learner: quizzes shuffle their choices with it and exercises derive their
+personal values from it, so both stay the same for this learner and differ
+from their neighbour's.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime
 import fcntl
 import getpass
 import json
 import logging
 import os
+import secrets
 import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -46,6 +59,7 @@ log = logging.getLogger(__name__)
 
 FORMAT = 1
 Data = dict[str, Any]
+HOW = ("alone", "hint", "solution", "demo")
 
 
 class ProgressError(KitError):
@@ -70,9 +84,13 @@ class LessonProgress:
     finished: bool
     checkpoint_ids: tuple[str, ...]
     question_ids: tuple[str, ...]
-    passed: tuple[str, ...]
+    passed: tuple[str, ...]  # passed by the learner (not in demo mode)
     tries: dict[str, int]
     answers: dict[str, Answer]
+    how: dict[str, str] = dataclasses.field(default_factory=dict)  # passed id -> HOW
+    demo: tuple[str, ...] = ()  # passed only in the instructor's demo mode
+    predictions: dict[str, tuple[float, float | None]] = dataclasses.field(
+        default_factory=dict)  # id -> (predicted, measured)
 
     @property
     def status(self) -> str:
@@ -136,7 +154,16 @@ def _lesson_from(data: Data, number: int) -> LessonProgress:
         passed=tuple(cid for cid, c in checkpoints.items() if c.get("passed_at")),
         tries={cid: int(c.get("tries", 0)) for cid, c in checkpoints.items()},
         answers=answers,
+        how={cid: str(c.get("how", "alone")) for cid, c in checkpoints.items()
+             if c.get("passed_at")},
+        demo=tuple(cid for cid, c in checkpoints.items() if c.get("demo_passed_at")),
+        predictions={pid: (float(p["predicted"]), _maybe_float(p.get("measured")))
+                     for pid, p in entry.get("predictions", {}).items() if "predicted" in p},
     )
+
+
+def _maybe_float(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) else None
 
 
 # -- recording -------------------------------------------------------------------------
@@ -157,15 +184,51 @@ def record_opened(number: int, checkpoint_ids: Sequence[str],
     _update_lesson(number, change)
 
 
-def record_checkpoint(number: int, checkpoint_id: str, passed: bool) -> None:
-    """One try at a checkpoint; the first pass is kept even if a later try fails."""
+def record_checkpoint(number: int, checkpoint_id: str, passed: bool,
+                      how: str = "alone") -> None:
+    """One try at a checkpoint; the first pass is kept even if a later try fails.
+
+    ``how`` is one of :data:`HOW`.  A pass in demo mode is kept apart
+    (``demo_passed_at``): it is the instructor's, not the learner's.
+    """
+    if how not in HOW:
+        raise ValueError(f"how={how!r}: one of {HOW}")
+
     def change(entry: Data) -> None:
         item = entry.setdefault("checkpoints", {}).setdefault(checkpoint_id, {})
+        if how == "demo":
+            if passed:
+                item.setdefault("demo_passed_at", _now())
+            return
         item["tries"] = int(item.get("tries", 0)) + 1
         if passed and not item.get("passed_at"):
             item["passed_at"] = _now()
+            item["how"] = how
 
     _update_lesson(number, change)
+
+
+def record_prediction(number: int, prediction_id: str, predicted: float,
+                      measured: float | None) -> None:
+    """The learner's prediction, and what the kit then measured."""
+    def change(entry: Data) -> None:
+        entry.setdefault("predictions", {})[prediction_id] = {
+            "predicted": predicted, "measured": measured, "at": _now()}
+
+    _update_lesson(number, change)
+
+
+def learner_seed() -> int:
+    """This learner's own random number, drawn once and kept in the progress file."""
+    seed: list[int] = []
+
+    def change(data: Data) -> None:
+        if not isinstance(data.get("seed"), int):
+            data["seed"] = secrets.randbits(48)
+        seed.append(int(data["seed"]))
+
+    _update(change)
+    return seed[0]
 
 
 def record_answer(number: int, question_id: str, choice: int, correct: bool) -> None:

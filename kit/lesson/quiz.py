@@ -15,7 +15,7 @@ from typing import Any
 import ipywidgets as widgets
 
 from kit.core.errors import InvalidInput, KitError
-from kit.lesson import progress
+from kit.lesson import personal, progress
 from kit.lesson.checkpoint import ID_PATTERN
 from kit.view import markup
 from kit.view.markup import escape
@@ -83,6 +83,15 @@ class Question:
     def right_choice(self) -> int:
         return next(i for i, c in enumerate(self.choices) if c.correct)
 
+    def display_order(self) -> list[int]:
+        """The choices' indices in the order this learner sees them.
+
+        Shuffled per learner and question (and the same every time for that
+        learner), so the place of the right answer tells nothing, and two
+        neighbours do not see the same list.
+        """
+        return personal.shuffled(f"quiz:{self.id}", range(len(self.choices)))
+
     def answer(self, choice: int) -> Feedback:
         """Answer with the choice's index (from 0); returns feedback and records it."""
         if not isinstance(choice, int) or not 0 <= choice < len(self.choices):
@@ -149,8 +158,8 @@ class QuestionView(widgets.VBox):  # type: ignore[misc]
         prompt = markup.inline(question.prompt)
         self.prompt = widgets.HTML(markup.text(f"<b>{number}.</b> {prompt}"))
         self.choices = widgets.RadioButtons(
-            options=[(c.text, i) for i, c in enumerate(question.choices)], value=None,
-            layout=widgets.Layout(width="auto"))
+            options=[(question.choices[i].text, i) for i in question.display_order()],
+            value=None, layout=widgets.Layout(width="auto"))
         self.answer_button = widgets.Button(description="Answer", icon="check")
         self.feedback = widgets.HTML()
         self.answer_button.on_click(on_answer)

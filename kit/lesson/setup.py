@@ -30,8 +30,8 @@ WHAT_FOR = {
     "QEMU": "the hypervisor: the program that builds each virtual machine",
     "setpriv": "makes sure no guest outlives this notebook",
     "Graphviz": "draws the layer diagrams",
-    "guest image": "the guests' own Linux kernel and tiny set of programs, built once "
-                   "from Debian packages",
+    "guest image": "the guests' own Linux kernel (the kit's, built from Debian's kernel "
+                   "source) and tiny set of programs, built once",
     "accelerator": "how guest code runs on this CPU",
     "free memory": "each guest takes memory of its own from this host",
     "runtime folder": "where the kit keeps each guest's control sockets and logs, "

@@ -49,6 +49,8 @@ BOXES = {
     "right": ("✔", "Right", "6px solid #009E73", "#e8f5ef"),
     "wrong": ("✖", "Not quite", "6px dashed #D55E00", "#fdf0e8"),
     "pending": ("○", "Not checked yet", "6px solid #BBBBBB", "#fafafa"),
+    "todo": ("✎", "Your turn", "6px solid #E69F00", "#fff8e6"),
+    "demo": ("▶", "Demo", "6px solid #56B4E9", "#eef7fc"),
     "hint": ("☞", "Hint", "4px dotted #0072B2", "#eef5fb"),
     "solution": ("✎", "Solution", "4px solid #0072B2", "#eef5fb"),
 }

@@ -103,6 +103,11 @@ class JupyterLab:
             command.append("--allow-root")
         return command
 
+    @property
+    def progress_file(self) -> Path:
+        """The progress file (and, beside it, the class settings) of this server's kernels."""
+        return self.workdir / "progress.json"
+
     def _environment(self) -> dict[str, str]:
         folders = {name: self.workdir / name for name in
                    ("config", "settings", "workspaces", "runtime", "ipython")}
@@ -121,7 +126,7 @@ class JupyterLab:
             "JUPYTER_RUNTIME_DIR": str(folders["runtime"]),
             "IPYTHONDIR": str(folders["ipython"]),
             # The lessons record the learner's progress: not in the real learner's file.
-            "KIT_PROGRESS_FILE": str(self.workdir / "progress.json"),
+            "KIT_PROGRESS_FILE": str(self.progress_file),
         }
 
     def _wait_ready(self) -> None:

@@ -128,6 +128,30 @@ class LessonPage:
         expect(prompt).to_have_text(NUMBERED, timeout=timeout_s * 1000)
         return cell.locator(".jp-OutputArea").inner_text()
 
+    def fill_blank_and_run(self, marker: str, source: str,
+                           timeout_s: float = 60.0) -> Locator:
+        """In the code cell that contains ``marker``, type ``source`` in place of its text, run it.
+
+        What a learner does with an exercise cell: replace ``___`` with their
+        code and run the cell.  Returns the cell's output area.
+        """
+        cell = self.notebook.locator(".jp-CodeCell").filter(has_text=marker).first
+        editor = cell.locator(".cm-content")
+        editor.click()
+        self.page.keyboard.press("Control+a")
+        self.page.keyboard.press("Delete")
+        for number, line in enumerate(source.splitlines()):
+            if number:
+                self.page.keyboard.press("Enter")
+                self.page.keyboard.press("Home")  # undo the editor's auto-indent
+            self.page.keyboard.type(line)
+        before = cell.locator(".jp-InputArea-prompt").inner_text()
+        self.page.keyboard.press("Control+Enter")
+        prompt = cell.locator(".jp-InputArea-prompt")
+        expect(prompt).not_to_have_text(before, timeout=timeout_s * 1000)
+        expect(prompt).to_have_text(NUMBERED, timeout=timeout_s * 1000)
+        return cell.locator(".jp-OutputArea")
+
     def shut_down_kernel(self) -> None:
         """Kernel → Shut Down Kernel (confirming, if this JupyterLab asks), until "No Kernel"."""
         self.menu("Kernel", "kernelmenu:shutdown")

@@ -1,10 +1,13 @@
 """Every lesson, as a learner meets it: JupyterLab in a real browser, run, clicked, read.
 
 For each notebook in ``lessons/`` (a scratch copy of it): open it, Run All
-from the Run menu, wait until every cell has run, and check what the page
-shows; then do the lesson's own clicks (``plans.py``); then shut the kernel
-down from the Kernel menu and check that its guests went with it.  The
-browser console must stay free of errors throughout.
+from the Run menu in the instructor's **demo mode**, wait until every cell
+has run, check what the page shows and that every exercise passed as a demo
+(never as the learner's); then switch demo mode off, as for a learner, and do
+the lesson's own steps (``plans.py``), among them at least one exercise
+solved by typing its solution into its cell; then shut the kernel down from
+the Kernel menu and check that its guests went with it.  The browser console
+must stay free of errors throughout.
 
 A failing step leaves a screenshot, the page's text, the browser console
 and JupyterLab's log in a folder that the failure message names.
@@ -20,11 +23,13 @@ import nbformat
 import pytest
 from playwright.sync_api import expect
 
+from kit.lesson import classroom, progress
 from tests.browser import processes
 from tests.browser.conftest import Chromium, assert_no_qemu_left
 from tests.browser.lab import LESSONS, JupyterLab
 from tests.browser.notebook import WIDGET_MIME, LessonPage
 from tests.browser.plans import Plan, plan_for
+from tests.lesson.test_notebooks import EXERCISE_LESSONS
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.guest]
 
@@ -39,15 +44,23 @@ HARMLESS_CONSOLE: tuple[str, ...] = (
 
 
 @pytest.mark.parametrize("file", LESSON_FILES, ids=[Path(f).stem for f in LESSON_FILES])
-def test_lesson_in_the_browser(file: str, open_lesson: Callable[[str], LessonPage]) -> None:
+def test_lesson_in_the_browser(file: str, open_lesson: Callable[[str], LessonPage],
+                               monkeypatch: pytest.MonkeyPatch) -> None:
     lesson = open_lesson(file)
+    # Read and switch what this server's kernels read: their progress and class settings.
+    monkeypatch.setenv("KIT_PROGRESS_FILE", str(lesson.lab.progress_file))
     plan = plan_for(lesson.name)
     with lesson.evidence_on_failure("open the lesson"):
         lesson.open()
-    with lesson.evidence_on_failure("Run All"):
-        lesson.run_all()
+    with lesson.evidence_on_failure("Run All in demo mode"):
+        classroom.set_demo_mode(True)
+        try:
+            lesson.run_all()
+        finally:
+            classroom.set_demo_mode(False)  # from here on, a learner at work
         notebook = lesson.save_and_read()
         check_every_cell_ran(notebook)
+        check_every_exercise_passed_as_demo(lesson)
     with lesson.evidence_on_failure("widgets rendered"):
         check_widgets_rendered(lesson, notebook, plan)
     for step in plan.steps:
@@ -88,6 +101,16 @@ def check_every_cell_ran(notebook: nbformat.NotebookNode) -> None:
         for output in cell.outputs:
             assert output.output_type != "error", (
                 f"cell {index} failed: {output.ename}: {output.evalue}\n{cell.source}")
+
+
+def check_every_exercise_passed_as_demo(lesson: LessonPage) -> None:
+    """The progress file: every exercise of the lesson shown in demo mode, none as the learner's."""
+    if not lesson.name[:2].isdigit() or int(lesson.name[:2]) not in EXERCISE_LESSONS:
+        return
+    done = progress.lesson_progress(int(lesson.name[:2]))
+    assert done.checkpoint_ids and set(done.demo) == set(done.checkpoint_ids), done
+    assert done.passed == (), f"demo passes recorded as the learner's: {done.passed}"
+    expect(lesson.notebook.get_by_text("▶ Demo").first).to_be_visible()
 
 
 def check_widgets_rendered(lesson: LessonPage, notebook: nbformat.NotebookNode,

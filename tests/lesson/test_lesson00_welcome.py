@@ -1,8 +1,10 @@
-"""Lesson 0's checkpoints, each checked both ways on a real guest.
+"""Lesson 0's exercises, each checked both ways on a real guest.
 
-Each passes when its task is done and fails, with its hint, when it is not.
-One guest serves all of them (a boot costs seconds); the lesson's own
-``finish()`` stops it, as the notebook's last cell does.
+Each passes when its task is done (done here the way the learner would: the
+setup box's Boot button, a line typed on the console, the panel's Pause)
+and fails, with its hint, when it is not.  One guest serves all of them (a
+boot costs seconds); the lesson's own ``finish()`` stops it, as the
+notebook's last cell does.
 """
 
 from __future__ import annotations
@@ -12,17 +14,20 @@ from pathlib import Path
 import pytest
 
 import kit
+from kit.core.blank import ___
 from kit.hypervisor import registry
 from kit.lesson import lesson00_welcome as lesson0
 from kit.lesson import progress
 from tests.lesson.verdicts import fails_with_hint
 
 
-def test_the_lesson_has_at_least_three_checkpoints_and_a_quiz() -> None:
+def test_the_lesson_has_its_exercises_a_prediction_and_a_quiz() -> None:
     assert len(lesson0.lesson.checkpoints) >= 3 and lesson0.lesson.quiz is not None
     assert lesson0.lesson.number == 0
     for checkpoint in lesson0.lesson.checkpoints:
-        assert checkpoint.lesson == 0 and checkpoint.code
+        assert checkpoint.lesson == 0 and checkpoint.code and checkpoint.hint
+        assert checkpoint.solve is not None
+    assert [p.id for p in lesson0.lesson.predictions] == ["l0-p-boot"]
 
 
 def test_ready_fails_without_an_image_and_passes_with_it(
@@ -34,12 +39,15 @@ def test_ready_fails_without_an_image_and_passes_with_it(
 
 
 @pytest.mark.guest
-def test_boot_note_and_pause_both_ways(image: object) -> None:
+def test_every_exercise_both_ways(image: object) -> None:
     setup = lesson0.setup_check()
     first = setup.guest
     assert first.name == lesson0.GUEST and registry.get(lesson0.GUEST) is None
     for checkpoint in (lesson0.boot, lesson0.note, lesson0.paused):
         fails_with_hint(checkpoint.verify(), "no guest called first")
+    fails_with_hint(lesson0.ask.verify("{'status': 'running'}"), "no guest called first")
+    assert lesson0.ask.verify(___).waiting  # an unedited cell waits, kindly
+    assert "not running" in lesson0.hypervisor_says()
     try:
         setup.boot_button.click()
         assert setup.wait(120) and first.state == "running"
@@ -57,13 +65,44 @@ def test_boot_note_and_pause_both_ways(image: object) -> None:
         first.pause()
         assert lesson0.paused.verify()
         fails_with_hint(lesson0.boot.verify(), "is paused")  # boot wants it running
-        kit.lesson.ensure_running(first)
-        assert first.qmp("query-status")["status"] == "running"
+        assert "paused" in lesson0.hypervisor_says()
+
+        paused_answer = first.qmp("query-status")
+        fails_with_hint(lesson0.ask.verify(paused_answer), "resume it first")
+        fails_with_hint(lesson0.ask.verify("running"), "not QMP's answer")
+        first.resume()
+        fails_with_hint(lesson0.ask.verify(paused_answer), "QMP says running")
+        assert lesson0.ask.verify(first.qmp("query-status"))
+
+        outcome = lesson0.boot_time.commit(20)  # a laptop's guess
+        assert 0 < outcome.measured < 60 and "microvm" in outcome.words
     finally:
         lesson0.lesson.finish()
     assert registry.guests() == [] and first.state == "stopped"
     done = progress.lesson_progress(0)
-    assert {"l0-boot", "l0-note", "l0-pause"} <= set(done.passed) and done.finished
+    assert {"l0-boot", "l0-note", "l0-pause", "l0-ask"} <= set(done.passed) and done.finished
+    assert set(done.how.values()) <= {"alone", "hint"} and done.demo == ()
+    assert set(done.predictions) == {"l0-p-boot"}
+
+
+@pytest.mark.guest
+def test_the_boot_prediction_times_a_guest_of_its_own_when_first_is_down(image: object) -> None:
+    assert registry.get(lesson0.GUEST) is None
+    seconds = lesson0.measure_boot()
+    assert 0 < seconds < 60
+    assert registry.guests() == []  # the timed guest was stopped again
+
+
+@pytest.mark.guest
+def test_each_solution_does_its_exercise(image: object) -> None:
+    try:
+        for checkpoint in lesson0.lesson.checkpoints:
+            assert checkpoint.solve is not None
+            answer = checkpoint.solve()
+            verdict = checkpoint.verify(answer if checkpoint.takes_answer else None)
+            assert verdict, verdict
+    finally:
+        kit.stop_all()
 
 
 def test_the_quiz_gives_feedback_on_every_choice() -> None:

@@ -1,17 +1,23 @@
-"""Lesson 4's checkpoints, each checked both ways on two real guests, and its quiz.
+"""Lesson 4's exercises, each checked both ways on two real guests, and its quiz.
 
-One boot of alpha and beta serves every checkpoint, in the lesson's order:
-the file, PID 1, the memory hog, then the crash (which ends alpha's part).
-The experiments are run through the lesson's own boxes, as a learner would.
+One boot of alpha and beta serves every exercise, in the lesson's order: the
+secret file, the host reading alpha's memory (a prediction), the memory hog,
+the crash (which ends alpha's part), then the noisy neighbour on a rebooted
+alpha.  Each exercise is done the way a learner would: the solution's code,
+or the lesson's own box for the memory hog.
 """
 
 from __future__ import annotations
 
-import psutil
+import time
+from pathlib import Path
+
 import pytest
 
+import kit
 from kit import Guest
 from kit.core import incidents
+from kit.core.blank import ___
 from kit.hypervisor import registry
 from kit.labs import isolation
 from kit.lesson import lesson04_isolation as lesson4
@@ -19,16 +25,28 @@ from kit.lesson import progress
 from tests.lesson.verdicts import assert_lesson_shape, fails_with_hint
 
 
-def test_the_lesson_has_at_least_three_checkpoints_and_a_quiz() -> None:
+def test_the_lesson_has_three_exercises_two_predictions_and_a_quiz() -> None:
     assert_lesson_shape(lesson4.lesson, 4)
+    assert all(c.solve is not None for c in lesson4.lesson.checkpoints)
+    assert {p.id for p in lesson4.lesson.predictions} == {"l4-p-host-reads", "l4-p-noisy"}
+    assert lesson4.host_reads.choices == lesson4.READS_CHOICES
 
 
-def test_the_quiz_gives_feedback_on_every_choice() -> None:
+def test_the_quiz_gives_feedback_on_every_choice_and_hides_the_answer() -> None:
     assert lesson4.quiz is not None
+    longest = 0
     for question in lesson4.quiz.questions:
         for index in range(len(question.choices)):
             feedback = question.answer(index)
             assert feedback.why and feedback.correct == (index == question.right_choice)
+        right = len(question.choices[question.right_choice].text)
+        longest += right > max(len(c.text) for c in question.choices if not c.correct)
+    assert longest <= len(lesson4.quiz.questions) / 3
+
+
+def test_the_personal_values_are_this_learners() -> None:
+    assert lesson4.secret() == lesson4.secret() and lesson4.secret().count("-") == 2
+    assert lesson4.password() != lesson4.secret()
 
 
 def test_the_neighbour_report_draws_bars_in_words() -> None:
@@ -46,67 +64,109 @@ def test_a_requests_strip_marks_the_crash() -> None:
 
 
 @pytest.mark.guest
-def test_every_checkpoint_both_ways(image: object) -> None:
-    for checkpoint in (lesson4.file, lesson4.oom, lesson4.serving):
-        fails_with_hint(checkpoint.verify(), "no guest called alpha")
-    fails_with_hint(lesson4.pid1.verify("init"), "no guest called alpha")
-    fails_with_hint(lesson4.crashed.verify("alpha"), "no guest")
+def test_every_exercise_both_ways(image: object) -> None:
+    fails_with_hint(lesson4.secret_file.verify("x"), "no guest called alpha")
+    fails_with_hint(lesson4.oom.verify(), "no guest called alpha")
+    fails_with_hint(lesson4.crash.verify(), "no guest called alpha or beta")
+    for checkpoint in lesson4.lesson.checkpoints:
+        assert checkpoint.verify(___).waiting  # an unedited cell waits, kindly
     try:
         alpha, beta = lesson4.start_both()
         assert (alpha.cpus, beta.cpus) == (2, 1)
-        _files(alpha, beta)
-        _pid1(alpha, beta)
+        _secret(alpha, beta)
+        _host_reads(alpha)
         _memory(alpha, beta)
         _crash(alpha, beta)
+        _afterwards(alpha, beta)
     finally:
         lesson4.lesson.finish()
     assert registry.guests() == []
     assert set(progress.lesson_progress(4).passed) == {c.id for c in lesson4.lesson.checkpoints}
+    assert set(progress.lesson_progress(4).predictions) == {"l4-p-host-reads", "l4-p-noisy"}
 
 
-def _files(alpha: Guest, beta: Guest) -> None:
-    fails_with_hint(lesson4.file.verify(), "alpha has no")
-    box = lesson4.files_box(alpha, beta)
-    box.buttons[0].click()  # as a learner would: the write runs in the background
-    assert box.last_job is not None
-    box.last_job.join(30)
-    assert "200" in box.report.value and "404" in box.report.value, box.report.value
-    assert lesson4.file.verify()
-    isolation.write_file(beta, lesson4.FILE_PATH, "me too\n")
-    fails_with_hint(lesson4.file.verify(), "beta has a")
-    beta.run(["rm", lesson4.FILE_PATH])
-    assert lesson4.file.verify()
+def _secret(alpha: Guest, beta: Guest) -> None:
+    mine = lesson4.secret()
+    fails_with_hint(lesson4.secret_file.verify(beta.run(f"cat {lesson4.SECRET_PATH}")),
+                    "alpha has no")
+    alpha.run(f"echo {mine} > {lesson4.SECRET_PATH}")  # the learner's first line
+    assert not Path(lesson4.SECRET_PATH).exists() or mine not in Path(
+        lesson4.SECRET_PATH).read_text()
+    fails_with_hint(lesson4.secret_file.verify(alpha.run(f"cat {lesson4.SECRET_PATH}")),
+                    "came from alpha")
+    beta.run(f"echo {mine} > {lesson4.SECRET_PATH}")  # written in both: not the task
+    fails_with_hint(lesson4.secret_file.verify(""), "beta has your secret too")
+    beta.run(["rm", lesson4.SECRET_PATH])
+    in_beta = beta.run(f"cat {lesson4.SECRET_PATH}")  # the learner's second line
+    assert not in_beta.ok
+    assert lesson4.secret_file.verify(in_beta)
 
 
-def _pid1(alpha: Guest, beta: Guest) -> None:
-    shown = lesson4.processes_box(alpha, beta).run(1)
-    assert "sleep" in shown and "only here" in shown
-    fails_with_hint(lesson4.pid1.verify(""), "type")
-    fails_with_hint(lesson4.pid1.verify("httpd"), "neither guest")
-    host_pid1 = psutil.Process(1).name()
-    if host_pid1 != "init":
-        fails_with_hint(lesson4.pid1.verify(host_pid1), "host")
-    assert lesson4.pid1.verify("init")
-    assert lesson4.pid1.verify("/sbin/init")
+def _host_reads(alpha: Guest) -> None:
+    assert "commit your prediction" in lesson4.memory_seen().value
+    outcome = lesson4.host_reads.commit(lesson4.READS_CHOICES[1])  # "sealed": a wrong guess
+    assert outcome.measured == 0.0 and "not what you predicted" in outcome.words
+    assert "SEV" in outcome.words and "TDX" in outcome.words
+    look = lesson4._last_look[0]
+    assert look.found >= 1 and lesson4.password() in look.contexts[0]
+    assert look.dump_mb >= lesson4.MEMORY_MB * 0.9
+    assert "dump-guest-memory" in lesson4.memory_seen().value
+    assert not list(Path("/tmp").glob("kit-memory-*"))  # the dump is gone
 
 
 def _memory(alpha: Guest, beta: Guest) -> None:
     fails_with_hint(lesson4.oom.verify(), "has not had to kill")
-    shown = lesson4.memory_box(alpha, beta).run(0)
-    assert "OOM killer stopped the hog" in shown, shown
+    box = lesson4.memory_box(alpha, beta)
+    box.buttons[0].click()  # as a learner would: the hog runs in the background
+    assert box.last_job is not None
+    box.last_job.join(90)
+    assert "OOM killer stopped the hog" in box.report.value, box.report.value
     assert lesson4.oom.verify()
 
 
 def _crash(alpha: Guest, beta: Guest) -> None:
-    fails_with_hint(lesson4.crashed.verify("alpha"), "no guest")
-    fails_with_hint(lesson4.serving.verify(), "no guest is crashed")
-    shown = lesson4.crash_box(alpha, beta).run(0)
-    assert "guest-panicked" in shown and "💥" in shown
-    assert "✖" not in shown  # every request to beta was answered
-    fails_with_hint(lesson4.crashed.verify(""), "type")
-    fails_with_hint(lesson4.crashed.verify("beta"), "does not say 'beta'")
-    assert lesson4.crashed.verify("alpha")
-    assert lesson4.serving.verify()
+    assert "crash its kernel" in lesson4.crash_report().value
+    watch = lesson4.watch_serving(beta)
+    fails_with_hint(lesson4.crash.verify(), "alpha is running")
+    beta.crash()  # the wrong guest
+    fails_with_hint(lesson4.crash.verify(), "beta is the one that crashed")
+    kit.lesson.ensure_running(beta)
+    watch = lesson4.watch_serving(beta)
+    time.sleep(0.5)
+    crashed = alpha.crash()  # the learner's line
+    time.sleep(1.0)  # beta is asked meanwhile
+    verdict = lesson4.crash.verify(crashed)
+    assert verdict, verdict
+    assert any("since the crash" in e for e in verdict.evidence), verdict
+    shown = lesson4.crash_report().value
+    assert "guest-panicked" in shown and "💥" in shown and "✖" not in shown, shown
+    assert watch.running
     beta.stop()
-    fails_with_hint(lesson4.serving.verify(), "no lesson guest is left running")
+    fails_with_hint(lesson4.crash.verify(), "beta is not running")
+    kit.lesson.ensure_running(beta)
+    kit.lesson.ensure_running(alpha)  # reboots the crashed guest
+    fails_with_hint(lesson4.crash.verify(), "alpha is running")
     assert not incidents.recorded()
+
+
+def _afterwards(alpha: Guest, beta: Guest) -> None:
+    shown = lesson4.through_the_host(beta, alpha).value
+    assert "200 OK" in shown and "hello from alpha" in shown
+    outcome = lesson4.slowdown.commit(2)
+    assert outcome.measured > 0 and "real CPUs" in outcome.words
+    box = lesson4.neighbour_box(beta, alpha)
+    assert "times</b> as long" in box.report.value  # the prediction's measurement
+
+
+@pytest.mark.guest
+def test_in_demo_mode_every_exercise_solves_itself(image: object,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KIT_DEMO", "1")
+    try:
+        for checkpoint in lesson4.lesson.checkpoints:
+            verdict = checkpoint.verify(___)
+            assert verdict.passed and verdict.demo, verdict
+    finally:
+        lesson4.lesson.finish()
+    done = progress.lesson_progress(4)
+    assert set(done.demo) == {c.id for c in lesson4.lesson.checkpoints} and done.passed == ()

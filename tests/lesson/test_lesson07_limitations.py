@@ -1,66 +1,122 @@
-"""Lesson 7's checkpoints, each checked both ways on real boots and a real crowd of guests."""
+"""Lesson 7's exercises, each checked both ways on real guests.
+
+Each passes when the learner's task is done (done here the way the learner
+would: the line read off the console, the code of the solution, the crowd
+view's buttons) and fails, with its hint, when it is not.
+"""
 
 from __future__ import annotations
 
 import pytest
 
+import kit
+from kit.core.blank import ___
 from kit.hypervisor import footprint, registry
 from kit.lesson import lesson07_limitations as lesson7
 from kit.lesson import progress
+from kit.lesson.lesson import ensure_running
 from tests.lesson.verdicts import assert_lesson_shape, fails_with_hint
 
 
-def test_the_lesson_has_at_least_three_checkpoints_and_a_quiz() -> None:
+def test_the_lesson_has_three_exercises_three_predictions_and_a_quiz() -> None:
     assert_lesson_shape(lesson7.lesson, 7)
+    assert len(lesson7.lesson.predictions) >= 2
+    assert all(c.solve is not None for c in lesson7.lesson.checkpoints)
+
+
+def test_the_personal_values_are_this_learners() -> None:
+    assert 80 <= lesson7.task_memory_mb() <= 208 and lesson7.task_memory_mb() % 16 == 0
+    assert lesson7.task_memory_mb() != lesson7.guest_memory_mb()  # the task is a change
+    assert 140 <= lesson7.task_total_mb() <= 300 and lesson7.task_total_mb() % 20 == 0
+
+
+def test_the_crowd_plot_adds_up_as_guests_are_added() -> None:
+    assert lesson7.cumulative([80.0, 79.0, 81.0]) == [80.0, 159.0, 240.0]
+
+
+def crowd_mb() -> tuple[float, float]:
+    """The crowd's total host memory, and what the others hold without its smallest guest."""
+    rss = [lesson7.qemu_rss_mb(g) for g in lesson7.crowd()]
+    return sum(rss), sum(rss) - min(rss, default=0.0)
 
 
 @pytest.mark.guest
-def test_every_checkpoint_both_ways(image: object) -> None:
+def test_every_exercise_both_ways(image: object) -> None:
     lesson7.reset()
-    fails_with_hint(lesson7.timed.verify("kernel"), "0 boot")
-    fails_with_hint(lesson7.kernels.verify(), "0 guest")
-    fails_with_hint(lesson7.per_guest.verify("100"), "no guest")
+    fails_with_hint(lesson7.run_init.verify("0.5"), "no guest called l7-mine")
+    fails_with_hint(lesson7.footprint_exercise.verify("10"), "no guest called l7-mine")
+    fails_with_hint(lesson7.crowd_exercise.verify(), "no guest of the crowd")
+    assert lesson7.footprint_exercise.verify(___).waiting  # an unedited cell waits, kindly
+    assert lesson7.run_init.verify(___).waiting
     try:
+        # Exercise 1: the console's 'Run /init' line, as the learner reads it.
+        mine = ensure_running(lesson7.guest())
+        line = next(text for text in mine.console.text().splitlines() if "Run /init" in text)
+        read = line.split("]")[0].strip("[ ")
+        fails_with_hint(lesson7.run_init.verify("soon"), "type the number")
+        fails_with_hint(lesson7.run_init.verify(str(float(read) + 0.25)), "is not when")
+        fails_with_hint(lesson7.run_init.verify(f"{float(read):.2f}"), "every digit")
+        fails_with_hint(lesson7.run_init.verify(f"{float(read) + 0.0006:.6f}"), "is not when")
+        assert lesson7.run_init.verify(read)
+
+        # Exercise 2: a guest of the learner's size, and its footprint read in code.
+        want = lesson7.task_memory_mb()
+        fails_with_hint(lesson7.footprint_exercise.verify("20"), f"your task asks for {want}")
+        new_mine = kit.Guest("l7-mine", memory_mb=want, replace=True).start()
+        whole = footprint.of_guest(new_mine)
+        assert whole is not None
+        fails_with_hint(lesson7.footprint_exercise.verify(repr(whole)), "whole footprint")
+        fails_with_hint(lesson7.footprint_exercise.verify(str(whole.total_mib)),
+                        "is not the guest RAM")
+        touched = footprint.of_guest(new_mine).parts[footprint.GUEST_RAM]  # type: ignore[union-attr]
+        assert lesson7.footprint_exercise.verify(touched)
+
+        # Exercise 3: guests until the learner's total, with the view's buttons.
+        target = lesson7.task_total_mb()
+        crowd = lesson7.CrowdView()
+        crowd.add_button.click()
+        while crowd_mb()[0] < target:
+            fails_with_hint(lesson7.crowd_exercise.verify(), "your total is")
+            crowd.add_button.click()
+        assert lesson7.crowd_exercise.verify()
+        assert bytes(crowd.plot.value).startswith(b"\x89PNG")
+        crowd.add_button.click()  # one guest too many
+        if crowd_mb()[1] >= target * lesson7.SLACK:
+            fails_with_hint(lesson7.crowd_exercise.verify(), "more than needed")
+        crowd.remove_button.click()
+        assert lesson7.crowd_exercise.verify()
+        assert "boot_id" in crowd.table.value
+
+        # The stopwatch: a new measurement replaces the last one.
         watch = lesson7.StopwatchView()
-        watch.count.value = 2
-        watch.go.click()
-        fails_with_hint(lesson7.timed.verify("kernel"), "2 boot")
         watch.count.value = 1
         watch.go.click()
+        watch.go.click()
+        assert len(lesson7.boots()) == 1 and "timed in" in watch.status.value
         assert bytes(watch.plot.value).startswith(b"\x89PNG")
-        slowest = lesson7.slowest_phase(lesson7.boots())
-        wrong = next(name for name in ("agent", "kit") if name != slowest)
-        fails_with_hint(lesson7.timed.verify(wrong), "not the phase")
-        assert lesson7.timed.verify(slowest)
 
-        crowd = lesson7.CrowdView()
-        crowd.target.value = 2
-        crowd.go.click()
-        fails_with_hint(lesson7.kernels.verify(), "2 guest")
-        crowd.target.value = lesson7.CROWD_TARGET
-        crowd.go.click()
-        assert bytes(crowd.plot.value).startswith(b"\x89PNG")
-        assert [n for n, _ in lesson7._crowd] == [1, 2, 3]
-        assert lesson7.kernels.verify()
-
-        each = lesson7.per_guest_mb()
-        fails_with_hint(lesson7.per_guest.verify("lots"), "whole number")
-        fails_with_hint(lesson7.per_guest.verify(str(round(each * 3))), "far from")
-        assert lesson7.per_guest.verify(str(round(each)))
+        # Predictions: committed, then measured live.
+        boot = lesson7.boot_time.commit(2)
+        assert 0 < boot.measured < 60 and len(lesson7.boots()) == 1
+        rss = lesson7.rss.commit(64)
+        assert 10 < rss.measured < 1000
+        fit = lesson7.fit.commit(300)
+        assert fit.measured >= 1 and "CPU" in fit.words
 
         sizes = lesson7.SizesView()
         assert "the kernel" in sizes.text.value and bytes(sizes.plot.value).startswith(b"\x89PNG")
-        # What holds each QEMU's memory: one stacked bar per guest, and the guest's own share.
         assert bytes(sizes.parts.value).startswith(b"\x89PNG")
         assert "the guest's own memory" in sizes.text.value
         found = lesson7.footprints()
-        assert sorted(found) == ["l7-1", "l7-2", "l7-3"]
+        assert "l7-mine" in found and "l7-1" in found
         assert all(f.parts[footprint.GUEST_RAM] > 1 for f in found.values())
     finally:
         lesson7.lesson.finish()
         lesson7.reset()
     assert registry.guests() == []
-    assert set(progress.lesson_progress(7).passed) == {c.id for c in lesson7.lesson.checkpoints}
+    done = progress.lesson_progress(7)
+    assert set(done.passed) == {c.id for c in lesson7.lesson.checkpoints}
+    assert set(done.predictions) == {"l7-p-boot", "l7-p-rss", "l7-p-fit"}
 
 
 def test_the_quiz_gives_feedback_on_every_choice() -> None:

@@ -1,7 +1,10 @@
 """Doors: the only places where data crosses between a guest and the world.
 
-A guest reaches the host only through doors a person opens.  Each kind of
-door is one module here, one :class:`~kit.hypervisor.doors.base.Door`
+A door lets the host (or another guest) in: nothing of the host reaches a
+guest until a door is opened.  (The way *out* is another matter today: QEMU's
+user network lets a guest reach the host's loopback at 10.0.2.2 and whatever
+the host can reach; docs/threat-model.md says so.)  Each kind of door is one
+module here, one :class:`~kit.hypervisor.doors.base.Door`
 subclass, listed once in :data:`KINDS`:
 
 * :mod:`.forward`, a **port forward**: host ``127.0.0.1:HOST`` reaches guest
