@@ -109,6 +109,7 @@ class GuestPanel(KitWidget):
         super().__init__("guest panel")
         self.guest = resolve_guest(guest)
         self._jobs: list[threading.Thread] = []
+        self._actions_running = 0  # slow actions whose work has not finished yet
         self._abandon_boot = False  # set when stop is pressed during a boot
         self._lock = threading.Lock()
         self._shown_state = ""
@@ -169,9 +170,13 @@ class GuestPanel(KitWidget):
 
     @property
     def busy(self) -> bool:
-        """True while a start, reboot or stop from this panel is still running."""
-        me = threading.current_thread()  # a job refreshing the panel as it ends is done
-        return any(job.is_alive() and job is not me for job in self._jobs)
+        """True while a start, reboot or stop from this panel is still at work.
+
+        Counted, not read from the threads: a job's thread lives on for a
+        moment after its work and its last refresh, and the other job's last
+        refresh (a stop pressed during a boot) must not take it for busy.
+        """
+        return self._actions_running > 0
 
     def wait(self, timeout: float = 90.0) -> bool:
         """Wait for the panel's background action to finish; False if it still runs.
@@ -194,6 +199,7 @@ class GuestPanel(KitWidget):
                 return  # a double click: the first one is still at work
             self._abandon_boot = action == "stop" and self.busy
             self._jobs = [job for job in self._jobs if job.is_alive()]
+            self._actions_running += 1
             self._jobs.append(self._in_background(action, lambda: self._finish(action, run)))
         self.refresh()
 
@@ -205,6 +211,8 @@ class GuestPanel(KitWidget):
                 return  # stop was pressed meanwhile: an interrupted boot is not a failure
             raise
         finally:
+            with self._lock:
+                self._actions_running -= 1
             self.refresh()
 
     def _action(self, action: str) -> Callable[[], object]:
