@@ -120,7 +120,7 @@ def _refresh_views(kind: type[KitWidget]) -> None:
     for view in list(_views):
         refresh = getattr(view, "refresh", None)
         if isinstance(view, kind) and callable(refresh):
-            view._guarded("showing the new measurement", refresh)()
+            view.attempt("showing the new measurement", refresh)
 
 
 def _number(answer: str) -> float | None:

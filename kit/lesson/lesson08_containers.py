@@ -250,7 +250,7 @@ def _refresh_views() -> None:
     for view in list(_views):
         refresh = getattr(view, "refresh", None)
         if callable(refresh):
-            view._guarded("showing the new measurement", refresh)()
+            view.attempt("showing the new measurement", refresh)
 
 
 # -- the stack: the container sits on the host's kernel --------------------------------------

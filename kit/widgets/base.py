@@ -128,6 +128,14 @@ class KitWidget(widgets.VBox):  # type: ignore[misc]
         where = f"{self._label}: {what}"
         return incidents.guarded(where, on_error=self.banner.show)(fn)
 
+    def attempt(self, what: str, fn: Callable[[], T]) -> T | None:
+        """Run ``fn`` now for this widget; an error is shown in its banner and recorded.
+
+        For code outside the widget that updates it (a lesson redrawing every
+        view of a measurement): the widget, not the caller, says what failed.
+        """
+        return self._guarded(what, fn)()
+
     def _callback(self, what: str, fn: Callable[[], object]) -> Callable[..., None]:
         """A button or submit handler: clears the old message, then runs ``fn`` guarded."""
         guarded = self._guarded(what, fn)

@@ -148,3 +148,12 @@ def test_on_enter_reacts_to_the_submit_message_only() -> None:
     text._handle_custom_msg({"event": "keydown"}, [])
     text._handle_custom_msg({"event": "submit"}, [])  # what the browser sends on Enter
     assert pressed == ["ls"]
+
+
+def test_attempt_runs_code_for_a_widget_and_shows_its_error_there() -> None:
+    widget = Failing(GuestError("no guest", hint="start one"))
+    assert widget.attempt("adding", lambda: 2 + 2) == 4
+    assert widget.attempt("redrawing", lambda: Failing._fail(GuestError("gone", hint="h"))) is None
+    assert "gone" in widget.banner.text
+    assert [i.where for i in incidents.recorded()] == ["failing widget: redrawing"]
+    incidents.clear()  # expected here: the widgets' conftest fails a test on any left
