@@ -31,7 +31,6 @@ from __future__ import annotations
 import math
 import re
 import statistics
-import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -55,7 +54,7 @@ from kit.lesson.prediction import Prediction
 from kit.lesson.quiz import Choice, Question, Quiz
 from kit.view import markup, plots
 from kit.view.markup import escape
-from kit.widgets.base import KitWidget
+from kit.widgets.base import KitWidget, working
 
 PREFIX = "l7-"
 MINE = "l7-mine"
@@ -128,15 +127,6 @@ def _number(answer: str) -> float | None:
     return float(found.group()) if found else None
 
 
-def _working(status: widgets.HTML, text: str) -> None:
-    status.value = markup.box("pending", markup.inline(text), word="…")
-
-
-def _finished(status: widgets.HTML, text: str) -> None:
-    status.value = (f'<small style="color:#555">{markup.inline(text)} '
-                    f'({time.strftime("%H:%M:%S")})</small>')
-
-
 # -- the boot stopwatch -----------------------------------------------------------------------
 
 
@@ -202,18 +192,11 @@ class StopwatchView(KitWidget):
         self.refresh()
 
     def measure(self) -> None:
-        self.go.disabled = True
-        started = time.monotonic()
-        try:
+        with working(self.status, self.go) as say:
             count = int(self.count.value)
-            time_boots(count, lambda text: _working(self.status, text))
-            _finished(self.status, f"{count} boot(s) timed in "
-                      f"{time.monotonic() - started:.1f} s; they replace the last measurement")
-        except BaseException:
-            self.status.value = ""
-            raise
-        finally:
-            self.go.disabled = False
+            time_boots(count, say)
+            say.done(f"{count} boot(s) timed in {say.seconds:.1f} s; they replace the last "
+                     "measurement")
 
     def refresh(self) -> None:
         measured = boots()
@@ -360,31 +343,17 @@ class CrowdView(KitWidget):
         self.refresh()
 
     def add(self) -> None:
-        self._busy(True)
-        try:
-            number = len(crowd()) + 1
-            _working(self.status, f"starting guest number {number}: QEMU builds a machine, "
-                     "its kernel boots…")
+        with working(self.status, self.add_button, self.remove_button) as say:
+            say(f"starting guest number {len(crowd()) + 1}: QEMU builds a machine, its kernel "
+                "boots…")
             started = add_guest()
-            _finished(self.status, f"{started.name} runs: its QEMU holds "
-                      f"{qemu_rss_mb(started):.0f} MiB")
-        except BaseException:
-            self.status.value = ""
-            raise
-        finally:
-            self._busy(False)
+            say.done(f"{started.name} runs: its QEMU holds {qemu_rss_mb(started):.0f} MiB")
 
     def remove(self) -> None:
-        self._busy(True)
-        try:
-            _working(self.status, "stopping the last guest…")
+        with working(self.status, self.add_button, self.remove_button) as say:
+            say("stopping the last guest…")
             name = remove_guest()
-            _finished(self.status, f"{name} stopped" if name else "no guest to stop")
-        finally:
-            self._busy(False)
-
-    def _busy(self, busy: bool) -> None:
-        self.add_button.disabled = self.remove_button.disabled = busy
+            say.done(f"{name} stopped" if name else "no guest to stop")
 
     def refresh(self) -> None:
         costs = [guest_cost(g) for g in crowd()]
@@ -470,16 +439,10 @@ class SizesView(KitWidget):
         self._guarded("measuring", self.refresh)()
 
     def measure(self) -> None:
-        self.again.disabled = True
-        try:
-            _working(self.status, "reading each guest's memory map and asking each guest…")
+        with working(self.status, self.again) as say:
+            say("reading each guest's memory map and asking each guest…")
             self.refresh()
-            _finished(self.status, "measured")
-        except BaseException:
-            self.status.value = ""
-            raise
-        finally:
-            self.again.disabled = False
+            say.done("measured")
 
     def refresh(self) -> None:
         sizes = image_sizes_mb()

@@ -65,7 +65,7 @@ from kit.lesson.quiz import Choice, Question, Quiz
 from kit.view import markup, plots
 from kit.view.diagram import render_svg
 from kit.view.markup import escape
-from kit.widgets.base import KitWidget
+from kit.widgets.base import KitWidget, working
 
 BOX = "l8-box"
 VM = "l8-vm"
@@ -319,17 +319,9 @@ class CompareView(KitWidget):
         self.refresh()
 
     def measure(self) -> None:
-        self.go.disabled = True
-        started = time.monotonic()
-        try:
-            compare(lambda text: _working(self.status, text))
-            _finished(self.status, f"measured in {time.monotonic() - started:.1f} s; this "
-                      "replaces the last measurement")
-        except BaseException:
-            self.status.value = ""
-            raise
-        finally:
-            self.go.disabled = False
+        with working(self.status, self.go) as say:
+            compare(say)
+            say.done(f"measured in {say.seconds:.1f} s; this replaces the last measurement")
 
     def refresh(self) -> None:
         sides = last()
@@ -343,15 +335,6 @@ class CompareView(KitWidget):
         self.table.value = markup.text(markup.table(header, compare_rows(sides)))
         self.plot.value = compare_png(sides)
         self.plot.layout.display = "block"
-
-
-def _working(status: widgets.HTML, text: str) -> None:
-    status.value = markup.box("pending", markup.inline(text), word="…")
-
-
-def _finished(status: widgets.HTML, text: str) -> None:
-    status.value = (f'<small style="color:#555">{markup.inline(text)} '
-                    f'({time.strftime("%H:%M:%S")})</small>')
 
 
 # -- cgroups: a limit on what the container may use ----------------------------------------------
@@ -672,15 +655,9 @@ class CgroupView(KitWidget):
         self.refresh()
 
     def measure(self) -> None:
-        self.go.disabled = True
-        try:
-            measure_limits(lambda text: _working(self.status, text))
-            _finished(self.status, "measured; this replaces the last measurement")
-        except BaseException:
-            self.status.value = ""
-            raise
-        finally:
-            self.go.disabled = False
+        with working(self.status, self.go) as say:
+            measure_limits(say)
+            say.done("measured; this replaces the last measurement")
 
     def refresh(self) -> None:
         if not _limits:

@@ -13,11 +13,12 @@ Three rules from DESIGN.md live here so that each widget cannot forget them:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shlex
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import ipywidgets as widgets
@@ -26,11 +27,54 @@ from kit.core import incidents, kitloop
 from kit.core.errors import KitError
 from kit.hypervisor import registry
 from kit.hypervisor.guest import Guest
+from kit.view import markup
 from kit.view.markup import escape, pre
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+# -- slow work --------------------------------------------------------------------
+
+
+class Working:
+    """What slow work tells its status line: each step as it goes, then when it finished."""
+
+    def __init__(self, status: widgets.HTML) -> None:
+        self.status = status
+        self.started = time.monotonic()
+
+    def __call__(self, text: str) -> None:
+        """Say what is happening now (work that reports progress takes this as its callback)."""
+        self.status.value = markup.box("pending", markup.inline(text), word="…")
+
+    @property
+    def seconds(self) -> float:
+        return time.monotonic() - self.started
+
+    def done(self, text: str) -> None:
+        self.status.value = (f'<small style="color:#555">{markup.inline(text)} '
+                             f'({time.strftime("%H:%M:%S")})</small>')
+
+
+@contextlib.contextmanager
+def working(status: widgets.HTML, *buttons: widgets.Button) -> Iterator[Working]:
+    """Slow work a button started: the buttons wait meanwhile, the status line says what runs.
+
+    A failure clears the status line and goes on to the widget's guard,
+    whose banner says what went wrong.
+    """
+    for button in buttons:
+        button.disabled = True
+    try:
+        yield Working(status)
+    except BaseException:
+        status.value = ""
+        raise
+    finally:
+        for button in buttons:
+            button.disabled = False
+
 
 # -- showing errors ----------------------------------------------------------------
 

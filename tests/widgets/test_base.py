@@ -14,7 +14,15 @@ from kit.core import incidents
 from kit.core.errors import GuestError
 from kit.hypervisor import registry
 from kit.view.markup import pre
-from kit.widgets.base import ErrorBanner, KitWidget, Throttle, close_tree, describe_error, on_enter
+from kit.widgets.base import (
+    ErrorBanner,
+    KitWidget,
+    Throttle,
+    close_tree,
+    describe_error,
+    on_enter,
+    working,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -157,3 +165,17 @@ def test_attempt_runs_code_for_a_widget_and_shows_its_error_there() -> None:
     assert "gone" in widget.banner.text
     assert [i.where for i in incidents.recorded()] == ["failing widget: redrawing"]
     incidents.clear()  # expected here: the widgets' conftest fails a test on any left
+
+
+def test_working_disables_the_buttons_says_each_step_and_clears_on_failure() -> None:
+    status, first, second = widgets.HTML(), widgets.Button(), widgets.Button()
+    with working(status, first, second) as say:
+        assert first.disabled and second.disabled
+        say("counting…")
+        assert "counting…" in status.value
+        say.done("counted")
+    assert "counted" in status.value and not first.disabled and not second.disabled
+    with pytest.raises(GuestError), working(status, first) as say:
+        say("trying…")
+        raise GuestError("it broke", hint="h")
+    assert status.value == "" and not first.disabled
