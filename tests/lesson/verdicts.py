@@ -19,3 +19,12 @@ def assert_lesson_shape(lesson: Lesson, number: int) -> None:
     assert len(lesson.checkpoints) >= 3 and lesson.quiz is not None
     for checkpoint in lesson.checkpoints:
         assert checkpoint.lesson == number and checkpoint.code and checkpoint.hint
+
+
+def assert_every_solution_passes(lesson: Lesson) -> None:
+    """Each exercise's own ``solve`` does the task: its check then passes."""
+    for checkpoint in lesson.checkpoints:
+        assert checkpoint.solve is not None
+        answer = checkpoint.solve()
+        verdict = checkpoint.verify(answer if checkpoint.takes_answer else None)
+        assert verdict, verdict
