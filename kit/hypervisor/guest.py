@@ -92,6 +92,7 @@ class Guest:
         kernel_args: Sequence[str] = (),
         shared_folder: str | os.PathLike[str] | None = None,
         shared_writable: bool = False,
+        internet: bool = False,  # the internet door open from the start
         kernel: str | None = None,  # "auto" (the kit's own if built) or "debian"
     ) -> None:
         self.name = validate.check_name(name)
@@ -107,7 +108,8 @@ class Guest:
             boot_timeout if boot_timeout is not None else default_boot_timeout(self.arch))
         self.kernel_args = validate.check_kernel_args(kernel_args)
         self.doors = doors.GuestDoors(
-            self, {"shared_folder": shared_folder, "shared_writable": shared_writable})
+            self, {"shared_folder": shared_folder, "shared_writable": shared_writable,
+                   "internet": internet})
         self.console = Console()
         self.accelerator: hostinfo.Accelerator | None = None
         self.command: list[str] = []
@@ -181,6 +183,7 @@ class Guest:
         try:
             kitloop.call(self._launch(), timeout=30)
             self.doors.after_launch()
+            self.qmp("cont")  # QEMU starts paused (-S) until its doors are set
             kitloop.call(self._wait_ready(1), timeout=self.boot_timeout + 10)
         except BaseException:
             self.kill()
@@ -278,6 +281,18 @@ class Guest:
     def close_share(self) -> None:
         """Unmount the shared folder in the guest."""
         self.doors.share.close()
+
+    def open_internet(self) -> None:
+        """Let the guest reach out (outbound NAT through the host), live."""
+        self.doors.internet.open()
+
+    def close_internet(self) -> None:
+        """Seal the guest again: it reaches nothing outside itself."""
+        self.doors.internet.close()
+
+    @property
+    def internet_open(self) -> bool:
+        return self.doors.internet.is_open
 
     @property
     def share_open(self) -> bool:
@@ -799,7 +814,9 @@ def _kill_process_group(process: subprocess.Popen[bytes]) -> None:
 
 
 def _argv(command: str | Sequence[str]) -> list[str]:
-    argv = ["/bin/sh", "-c", command] if isinstance(command, str) else list(command)
+    # A login shell (-l) reads the guest's /etc/profile, as the console's shell
+    # does: a line behaves the same typed there or given here (wget, say).
+    argv = ["/bin/sh", "-lc", command] if isinstance(command, str) else list(command)
     if not argv or not all(isinstance(word, str) for word in argv) or not argv[-1]:
         raise InvalidInput(
             f"{command!r} is not a command.",

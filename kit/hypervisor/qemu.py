@@ -75,6 +75,20 @@ class LinkNic:
 
 
 @dataclass(frozen=True)
+class OutboundNic:
+    """The card of the internet door: an unrestricted user network, its cable pulled at first."""
+
+    id: str
+    mac: str
+    subnet: str
+
+    @property
+    def nic_id(self) -> str:
+        """The card's QEMU id, which QMP ``set_link`` names."""
+        return f"{self.id}-nic"
+
+
+@dataclass(frozen=True)
 class MachineSpec:
     """Everything that decides one guest's QEMU command line."""
 
@@ -94,6 +108,7 @@ class MachineSpec:
     # Doors (:mod:`kit.hypervisor.doors`): a host folder for the guest, cables to other guests.
     share: ShareSpec | None = None
     links: tuple[LinkNic, ...] = ()
+    outbound: OutboundNic | None = None
 
 
 @dataclass(frozen=True)
@@ -198,10 +213,14 @@ def qemu_command(spec: MachineSpec, fds: ChannelFds) -> list[str]:
         *_network_args(spec.forwards, chosen),
         *_share_args(spec.share, chosen),
         *_link_args(spec.links, chosen),
+        *_outbound_args(spec.outbound, chosen),
         *_crash_args(chosen),
         *_memory_args(chosen),
         *_sandbox_args(spec),
         *(["-pidfile", str(spec.pidfile)] if spec.pidfile else []),
+        # Paused until the kit has set every door (a card's cable, say) and sent
+        # "cont": no instruction of the guest runs with a door in the wrong state.
+        "-S",
     ]
 
 
@@ -338,12 +357,14 @@ def _channel_args(fds: ChannelFds, chosen: Profile) -> list[str]:
 
 def _network_args(forwards: Mapping[int, int], chosen: Profile) -> list[str]:
     # Every forward listens on 127.0.0.1 only: a guest is never reachable
-    # from another machine on the network.
+    # from another machine on the network.  restrict=on: QEMU drops every
+    # packet the guest sends to the host or beyond (the forwards still work);
+    # the way out is the internet door's card (_outbound_args).
     rules = "".join(
         f",hostfwd=tcp:127.0.0.1:{host}-:{guest}" for host, guest in sorted(forwards.items())
     )
     return [
-        "-netdev", f"user,id=net0{rules}",
+        "-netdev", f"user,id=net0,restrict=on{rules}",
         "-device", f"virtio-net-{chosen.virtio_suffix},netdev=net0,id=nic0",
     ]
 
@@ -379,6 +400,17 @@ def _link_args(links: tuple[LinkNic, ...], chosen: Profile) -> list[str]:
             f"mac={nic.mac}",
         ]
     return args
+
+
+def _outbound_args(card: OutboundNic | None, chosen: Profile) -> list[str]:
+    """The internet door's card: last, so the other cards keep their names (eth0, eth1)."""
+    if card is None:
+        return []
+    return [
+        "-netdev", f"user,id={card.id},net={card.subnet}",
+        "-device", f"virtio-net-{chosen.virtio_suffix},netdev={card.id},id={card.nic_id},"
+        f"mac={card.mac}",
+    ]
 
 
 def _crash_args(chosen: Profile) -> list[str]:

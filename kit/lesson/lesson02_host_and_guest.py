@@ -17,19 +17,17 @@ The exercises are the learner's own work, each checked on the live state:
 3. plug the cable between alpha and beta in and fetch, from alpha, the word
    only beta serves (checked with QMP's link state, a ping across, and beta's
    own file);
-4. make ``arm``, a guest for another processor, with a memory size of their
+4. open alpha's internet door, fetch from inside alpha a word of their own
+   that a server on the host's 127.0.0.1 serves, and shut the door again
+   (checked with the door's state, the server's count of answers, and a
+   fetch from alpha that must now fail);
+5. make ``arm``, a guest for another processor, with a memory size of their
    own (checked with QMP ``query-target`` and ``query-memory-size-summary``).
 
 Three predictions come before measurements: whether a guest reaches a
-server on the host's own 127.0.0.1 with no door open (today it does, through
-10.0.2.2), what a write into the read-only share does, and how long the
-other processor's guest takes to boot.
-
-Guests are **not sealed** in this kit today: QEMU's user networking, as the
-kit starts it (``-netdev user`` without ``restrict=on``), lets a guest open
-connections to the host's loopback at 10.0.2.2 and to whatever the host can
-reach.  The doors are the ways *into* a guest and between guests; the lesson
-says so, and measures it.  Closing that way out is another issue's work.
+server on the host's own 127.0.0.1 with no door open (it does not: the
+guest's user network is ``restrict=on``), what a write into the read-only
+share does, and how long the other processor's guest takes to boot.
 """
 
 from __future__ import annotations
@@ -53,7 +51,7 @@ from kit.core.errors import KitError
 from kit.core.state import GuestState
 from kit.guestos import images
 from kit.hypervisor import doors, registry
-from kit.hypervisor.doors import Link
+from kit.hypervisor.doors import Link, internet
 from kit.hypervisor.guest import Guest
 from kit.infrastructure import net
 from kit.lesson import personal
@@ -73,7 +71,8 @@ SECRET_FILE = "secret.txt"  # words of the learner's own, in the host's shared f
 NOTE = "note.txt"
 WORD_PATH = "/www/word.txt"  # beta's web server serves it as /word.txt
 WEB_PORT = apps.WEB_PORT
-HOST_FROM_GUEST = "10.0.2.2"  # the host, as QEMU's user network shows it to a guest
+HOST_FROM_GUEST = "10.0.2.2"  # the host, as eth0's (restricted) user network shows it
+HOST_THROUGH_DOOR = internet.HOST_ADDRESS  # the host, through the internet door
 PORTS = (20000, 29999)  # where the learner's own host port is drawn from
 ARM_SIZES = (160, 192, 224, 288, 320)  # MiB: the learner's size for arm is one of these
 TIMER_MEMORY_MB = 256
@@ -292,31 +291,44 @@ def foreign_status() -> tuple[bool, str]:
     return True, f"an {arch} guest image is ready."
 
 
+class HostOnlyServer:
+    """A small web server on the host's 127.0.0.1 only, answering ``text`` and counting."""
+
+    def __init__(self, text: str) -> None:
+        body = (text + "\n").encode()
+        self.answered = 0
+        server_self = self
+
+        class Answer(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # the name http.server calls
+                server_self.answered += 1
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: object) -> None:
+                del format, args
+
+        self._server = http.server.ThreadingHTTPServer((net.LOOPBACK, 0), Answer)
+        self.port = int(self._server.server_address[1])
+        threading.Thread(target=self._server.serve_forever, daemon=True,
+                         name="kit-lesson2-host-only").start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
 @contextlib.contextmanager
 def host_only_server(text: str) -> Iterator[int]:
-    """A small web server on the host's 127.0.0.1 only, answering ``text``; yields its port."""
-    body = (text + "\n").encode()
-
-    class Answer(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # the name http.server calls
-            self.send_response(200)
-            self.send_header("Content-Type", "text/plain")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: object) -> None:
-            del format, args
-
-    server = http.server.ThreadingHTTPServer((net.LOOPBACK, 0), Answer)
-    thread = threading.Thread(target=server.serve_forever, daemon=True,
-                              name="kit-lesson2-host-only")
-    thread.start()
+    """A :class:`HostOnlyServer` for the length of a ``with``; yields its port."""
+    server = HostOnlyServer(text)
     try:
-        yield int(server.server_address[1])
+        yield server.port
     finally:
-        server.shutdown()
-        server.server_close()
+        server.close()
 
 
 # -- exercise 1: a port forward of your own -----------------------------------------
@@ -490,7 +502,79 @@ def solve_link() -> str:
     return fetched.stdout
 
 
-# -- exercise 4: another processor ---------------------------------------------------------
+# -- exercise 4: the way out ------------------------------------------------------------------
+
+_way_out_server: HostOnlyServer | None = None
+
+
+def way_out_word() -> str:
+    """The learner's own word, served only on this host's 127.0.0.1."""
+    return personal.secret("l2-way-out")
+
+
+def way_out_port() -> int:
+    """The port of the host-only server for exercise 4 (started on the first call)."""
+    global _way_out_server
+    if _way_out_server is None:
+        _way_out_server = HostOnlyServer(way_out_word())
+    return _way_out_server.port
+
+
+def fetch_through_the_door(guest: Guest, port: int, seconds: int = 3) -> str:
+    """From inside ``guest``, GET http://10.0.4.2:PORT/ (what it printed; empty if nothing)."""
+    return guest.run(["wget", "-T", str(seconds), "-qO-", f"http://{HOST_THROUGH_DOOR}:{port}/"],
+                     timeout=seconds + 10).stdout
+
+
+def check_way_out(answer: str) -> Verdict:
+    found = find_guest(GUEST)
+    if isinstance(found, Verdict):
+        return found
+    port = way_out_port()
+    server = _way_out_server
+    assert server is not None
+    word = way_out_word()
+    evidence = [f"a web server on this host's 127.0.0.1:{port} only has answered "
+                f"{server.answered} request(s)",
+                f"{GUEST}'s internet door is {'open' if found.internet_open else 'closed'} now "
+                "(QMP set_link on its card)"]
+    if word not in answer:
+        shown = answer.strip()[:60] or "nothing"
+        return Verdict.fail(f"your cell gave {shown!r}, not the word the host-only server serves.",
+                            *evidence,
+                            hint=f"alpha.open_internet(), then alpha.run('wget -qO- "
+                            f"http://{HOST_THROUGH_DOOR}:{port}/').stdout, then "
+                            "alpha.close_internet().")
+    if server.answered == 0:
+        return Verdict.fail("the host-only server has answered no request yet.", *evidence,
+                            hint="Fetch the page from inside alpha, through the door.")
+    if found.internet_open:
+        return Verdict.fail("you went out and came back with the word; now shut the door.",
+                            *evidence, hint="alpha.close_internet() (or the Doors panel's "
+                            "internet toggle).")
+    after = fetch_through_the_door(found, port, seconds=2)
+    evidence.append(f"a fetch from {GUEST} now: "
+                    f"{'answered' if word in after else 'no answer (sealed)'}")
+    if word in after:
+        return Verdict.fail(f"{GUEST} still reaches the host with its door shut.", *evidence,
+                            hint="Close the door: alpha.close_internet().")
+    return Verdict.ok(f"{GUEST} went out through the door you opened, and is sealed again.",
+                      *evidence)
+
+
+def solve_way_out() -> str:
+    alpha = ensure_running(guests()[0])
+    port = way_out_port()
+    alpha.open_internet()
+    try:
+        fetched = eventually(lambda: fetch_through_the_door(alpha, port),
+                             lambda text: way_out_word() in text, seconds=10)
+    finally:
+        alpha.close_internet()
+    return fetched
+
+
+# -- exercise 5: another processor ---------------------------------------------------------
 
 
 def check_foreign() -> Verdict:
@@ -534,7 +618,7 @@ def solve_foreign() -> Guest:
 # -- predictions -------------------------------------------------------------------------
 
 REACH_CHOICES = ("No: with no door open, nothing of the host is reachable",
-                 f"Yes: the guest reaches it at {HOST_FROM_GUEST}")
+                 f"Yes: the guest reaches it at {HOST_FROM_GUEST}")  # measured: No
 
 
 def measure_loopback() -> float:
@@ -542,10 +626,7 @@ def measure_loopback() -> float:
     alpha = _running_alpha()
     word = personal.secret("l2-loopback")
     with host_only_server(word) as port:
-        # BusyBox wget crashes (exit 139) when given -T, so timeout(1) bounds it; nc is
-        # the second try, for a guest whose wget fails otherwise.
-        got = alpha.run(f"timeout 5 wget -qO- http://{HOST_FROM_GUEST}:{port}/ || "
-                        f"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {HOST_FROM_GUEST} {port}",
+        got = alpha.run(["wget", "-T", "5", "-qO-", f"http://{HOST_FROM_GUEST}:{port}/"],
                         timeout=20)
     return 1.0 if word in got.stdout else 0.0
 
@@ -554,15 +635,14 @@ def explain_loopback(guess: float, measured: float) -> str:
     del guess
     if measured:
         return ("The kit started a small web server on this host's 127.0.0.1 only, and alpha "
-                f"fetched its page from {HOST_FROM_GUEST}. QEMU's user network (as the kit "
-                "starts it, without restrict=on) plays a small router for the guest, and "
-                f"{HOST_FROM_GUEST} is the host itself, its loopback included: a guest can open "
-                "connections to services that listen only on the host's 127.0.0.1, and to "
-                "whatever the host can reach. The doors in this lesson are the ways in; this "
-                "way out is open today. A later version of the kit closes it.")
-    return ("The kit started a small web server on this host's 127.0.0.1 only, and alpha could "
-            f"not fetch it from {HOST_FROM_GUEST}: this kit's user network is restricted, so "
-            "only the doors you open lead anywhere.")
+                f"fetched its page from {HOST_FROM_GUEST}: this guest is not sealed. Its "
+                "network should be restrict=on; run `python -m kit doctor` and tell whoever "
+                "looks after this kit.")
+    return ("The kit started a small web server on this host's 127.0.0.1 only, and alpha "
+            f"could not fetch it from {HOST_FROM_GUEST}: QEMU's user network runs here with "
+            "restrict=on, so it answers every packet alpha sends to the host or beyond by "
+            "dropping it (or refusing the connection). Doors lead in; nothing leads out "
+            "until someone opens the way out, the internet door of section 6.")
 
 
 WRITE_CHOICES = ("The write fails: the guest may only read",
@@ -678,6 +758,20 @@ link = Checkpoint(
     solution="Plug the cable in, then fetch the page from alpha:",
     code="cable.up()\nword = alpha.run('wget -qO- http://10.0.3.2/word.txt').stdout",
 )
+way_out = Checkpoint(
+    "l2-way-out", "The way out, opened and shut",
+    f"Open {GUEST}'s **internet door**, fetch (from inside {GUEST}) the word a server on this "
+    f"host's 127.0.0.1 serves at `http://{HOST_THROUGH_DOOR}:PORT/` (the cell prints PORT), "
+    "then **shut the door again**.",
+    check_way_out, takes_answer=True, solve=solve_way_out,
+    hint="alpha.open_internet() opens it (or the Doors panel's internet toggle); "
+    "alpha.run(['wget', '-qO-', URL]).stdout fetches from inside; alpha.close_internet() shuts "
+    "it.",
+    solution="Open the door, fetch the page from inside alpha, shut the door:",
+    code=("alpha.open_internet()\nport = lesson2.way_out_port()\n"
+          f"page = alpha.run(['wget', '-qO-', f'http://{HOST_THROUGH_DOOR}:{{port}}/']).stdout\n"
+          "alpha.close_internet()"),
+)
 foreign = Checkpoint(
     "l2-foreign", "Another processor on top of this one",
     "Make a guest called `arm` for **another processor** than the host's, with **your** "
@@ -743,18 +837,31 @@ quiz = Quiz([
     ]),
     Question("l2-q6", "With no door open, can alpha reach a server that listens only on the "
              "host's 127.0.0.1?", [
-        Choice("No: inside alpha, 127.0.0.1 is alpha's own, so the host's has no address", False,
-               "127.0.0.1 inside alpha is alpha's own loopback, true; but QEMU's user network "
-               "shows the host at 10.0.2.2, loopback services included."),
-        Choice("Yes, at 10.0.2.2, through QEMU's user network", True,
-               "QEMU's user network, as this kit starts it, passes the guest's connections to "
-               "10.0.2.2 on to the host's loopback: guests are not sealed on that side today. "
-               "A later version of the kit closes it."),
-        Choice("No, never without a door", False,
-               "Doors are the ways in. The way out, through QEMU's user network, is open: "
-               "alpha fetched the host-only page in the prediction."),
+        Choice("No: QEMU drops what alpha sends to the host (restrict=on)", True,
+               "alpha's first card is on a restricted user network: QEMU forwards into the "
+               "guest, and drops every packet the guest sends to the host or beyond."),
+        Choice("Yes, at 10.0.2.2, through QEMU's user network", False,
+               "That is how QEMU's user network behaves without restrict=on; the prediction "
+               "measured it here: refused."),
+        Choice("Only if alpha's root user changes its routes", False,
+               "The seal is QEMU's, outside the guest: whatever alpha's root does inside, "
+               "frames on a sealed card go nowhere."),
+    ]),
+    Question("l2-q7", "You opened alpha's internet door and fetched the host-only page. What "
+             "else could alpha reach while the door was open?", [
+        Choice("Whatever this host reaches, its own 127.0.0.1 services included", True,
+               "The door is outbound NAT through the host: every connection alpha opens "
+               "leaves as one of the host's, so an open way out is a way into what the host "
+               "serves. That is why it starts closed."),
+        Choice("Only the one page the exercise served", False,
+               "The door is not a rule for one address: 10.0.4.2 is the host itself, every "
+               "port of its loopback, and beyond it the host's networks."),
+        Choice("Nothing more: an open door only lets the host in", False,
+               "That is a port forward. The internet door is the other direction: the guest "
+               "goes out."),
     ]),
 ])
 
-lesson = Lesson(2, [forward, share, link, foreign], quiz, [reach, write_share, foreign_boot])
+lesson = Lesson(2, [forward, share, link, way_out, foreign], quiz,
+                [reach, write_share, foreign_boot])
 

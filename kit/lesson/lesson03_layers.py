@@ -329,7 +329,8 @@ def by_hand_argv(memory_mb: int | None = None) -> list[str]:
             "-m", str(size), "-smp", "1", "-nodefaults", "-no-user-config",
             "-display", "none", "-serial", "mon:stdio",
             "-kernel", str(image.kernel), *files, "-append", " ".join(append),
-            "-netdev", "user,id=net0", "-device", f"virtio-net-{chosen.virtio_suffix},netdev=net0"]
+            "-netdev", "user,id=net0,restrict=on",
+            "-device", f"virtio-net-{chosen.virtio_suffix},netdev=net0"]
 
 
 def by_hand_command(memory_mb: int | None = None) -> str:

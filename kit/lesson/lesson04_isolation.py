@@ -19,9 +19,10 @@ The exercises are the learner's own work:
 Two predictions: whether the host can read a password that only alpha's
 disk holds, out of alpha's memory (it can: ``dump-guest-memory``), and how
 much slower beta works while alpha keeps its vCPUs busy (the noisy
-neighbour).  The lesson also shows, live, that these guests are not sealed
-off from the network: beta reaches alpha's web server through the host's
-loopback, at 10.0.2.2.
+neighbour).  The lesson also shows, live, that the guests are sealed off
+from each other's services on the network until a way out is opened: with
+its internet door shut, beta cannot reach alpha's port forward on the
+host's loopback; opened for a moment, it can.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from kit.core import validate
 from kit.core.errors import InvalidInput
 from kit.core.state import GuestState
 from kit.hypervisor import fleet, registry
+from kit.hypervisor.doors import internet
 from kit.hypervisor.guest import Guest
 from kit.infrastructure import net
 from kit.labs import isolation
@@ -63,7 +65,8 @@ SECRET_PATH = "/root/secret.txt"
 PASSWORD_PATH = "/etc/kit-password"
 FILE_PATH = "/www/hello.txt"  # what beta fetches from alpha through the host
 FILE_TEXT = "hello from alpha\n"
-HOST_FROM_GUEST = "10.0.2.2"  # QEMU's user network: the host, as the guest sees it
+HOST_FROM_GUEST = "10.0.2.2"  # the host, as eth0's (restricted) user network shows it
+HOST_THROUGH_DOOR = internet.HOST_ADDRESS  # the host, through the internet door
 
 _made: dict[str, Guest] = {}
 
@@ -511,31 +514,70 @@ def memory_seen() -> widgets.HTML:
     return widgets.HTML(memory_look_html(_last_look[0]))
 
 
-# -- the network: not sealed --------------------------------------------------------------------
+# -- the network: sealed, until a way out is opened ---------------------------------------------
 
 
-def through_the_host(src: Guest, dst: Guest) -> widgets.HTML:
-    """From inside ``src``, fetch a page of ``dst``'s through the host's loopback (10.0.2.2).
+@dataclass(frozen=True)
+class Attempt:
+    """One try, from inside a guest, to fetch a page through the host."""
 
-    QEMU's user networking, as the kit configures it, lets a guest reach
-    the host at 10.0.2.2, and so every service listening on the host's
-    127.0.0.1, other guests' port forwards included.
+    when: str  # the door's state, in words
+    address: str
+    reply: str  # the status line, or why nothing came
+
+    @property
+    def reached(self) -> bool:
+        return " 200 " in self.reply
+
+
+def _try_through_host(src: Guest, address: str, port: int, path: str) -> str:
+    line = (f"printf 'GET {path} HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {address} {port}")
+    result = src.run(line, timeout=15)
+    reply = result.stdout.replace("\r", "")
+    return reply.splitlines()[0] if reply else f"no answer: {result.stderr.strip() or 'timed out'}"
+
+
+def attempts_through_the_host(src: Guest, dst: Guest) -> list[Attempt]:
+    """From inside ``src``, ask for ``dst``'s page through the host: door shut, open, shut.
+
+    ``dst``'s port forward listens on the host's 127.0.0.1, for the host
+    alone.  With its internet door shut, ``src`` reaches nothing of the
+    host; open, its connections leave as the host's own, and so reach every
+    service of the host's loopback, that forward included.  The door is
+    shut again before this returns, whatever happens.
     """
     isolation.write_file(dst, FILE_PATH, FILE_TEXT)
     port = isolation.web_port(dst)
     path = FILE_PATH.removeprefix("/www")
-    line = (f"printf 'GET {path} HTTP/1.0\\r\\n\\r\\n' | nc {HOST_FROM_GUEST} {port}")
-    result = src.run(line, timeout=15)
-    reply = result.stdout.replace("\r", "")
-    status = reply.splitlines()[0] if reply else f"(no answer: {result.stderr.strip()})"
-    body = reply.split("\n\n", 1)[1].strip() if "\n\n" in reply else ""
+    was_open = src.internet_open
+    found = [Attempt("door shut", address, _try_through_host(src, address, port, path))
+             for address in (HOST_FROM_GUEST, HOST_THROUGH_DOOR)]
+    src.open_internet()
+    try:
+        found.append(Attempt("door open", HOST_THROUGH_DOOR,
+                             _try_through_host(src, HOST_THROUGH_DOOR, port, path)))
+    finally:
+        if not was_open:
+            src.close_internet()
+    found.append(Attempt("door shut again", HOST_THROUGH_DOOR,
+                         _try_through_host(src, HOST_THROUGH_DOOR, port, path)))
+    return found
+
+
+def through_the_host(src: Guest, dst: Guest) -> widgets.HTML:
+    """The attempts of :func:`attempts_through_the_host`, as a table the learner reads."""
+    found = attempts_through_the_host(src, dst)
+    port = isolation.web_port(dst)
+    rows = "".join(
+        f"<tr><td>{escape(a.when)}</td><td><code>{escape(a.address)}:{port}</code></td>"
+        f"<td>{'✔ reached' if a.reached else '✘ not reached'}: {escape(a.reply)}</td></tr>"
+        for a in found)
     return widgets.HTML(markup.text(
-        f"<p>Inside <b>{escape(src.name)}</b>: <code>{escape(line)}</code></p>"
-        f"<p>→ <b>{escape(status)}</b>, and the page says: <code>{escape(body)}</code></p>"
-        f"<p>{escape(src.name)} reached {escape(dst.name)}'s web server through the host's "
-        f"127.0.0.1:{port}, the port forward meant for the host alone.</p>"))
-
-
+        f"<p>Inside <b>{escape(src.name)}</b>, asking for {escape(dst.name)}'s "
+        f"<code>{escape(FILE_PATH)}</code> through {escape(dst.name)}'s port forward on the "
+        f"host's 127.0.0.1:{port}:</p>"
+        f"<table><tr><th>{escape(src.name)}'s internet door</th><th>address</th>"
+        f"<th>result</th></tr>{rows}</table>"))
 
 
 # -- the checks ------------------------------------------------------------------------------
@@ -847,8 +889,21 @@ quiz = Quiz([
                "The host dumped alpha's memory with one QMP command and found the password in "
                "it, without asking alpha."),
         Choice(f"{ALPHA}, and {BETA} too, through the network", False,
-               "beta reached alpha's web server, not its files: only what alpha serves can be "
-               "fetched."),
+               "Even with its internet door open, beta reached alpha's web server, not its "
+               "files: only what alpha serves can be fetched."),
+    ]),
+    Question("l4-q8", f"With its internet door open, {BETA} fetched {ALPHA}'s page through "
+             "the host. How?", [
+        Choice(f"Its connection left as the host's own, and {ALPHA}'s forward listens on the "
+               "host's 127.0.0.1", True,
+               "The door is outbound NAT through the host: whatever listens on the host's "
+               "loopback, other guests' forwards included, is one connection away."),
+        Choice("The two guests share one network card", False,
+               "Each guest has cards of its own; the path went out of beta, through the host, "
+               "and back in through alpha's forward."),
+        Choice(f"{ALPHA}'s forward is open to every computer on the network", False,
+               "The kit binds forwards to 127.0.0.1: only programs on this host, and guests "
+               "whose way out leads through it, can use them."),
     ]),
 ])
 

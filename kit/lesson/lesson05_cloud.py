@@ -623,8 +623,8 @@ addresses = Prediction(
         "QEMU's user networking gives each guest a small network of its own, 10.0.2.0/24, with "
         "the guest always at 10.0.2.15: the same address in every instance, and the cloud "
         "tells them apart by their host ports. On EC2 the instances of one VPC share a network, "
-        "so each gets an address of its own. Alone on its network is not sealed, though: "
-        "through 10.0.2.2 a guest here can still reach the host's own services."),
+        "so each gets an address of its own. Each network here is sealed, too: QEMU drops "
+        "what an instance sends to the host or beyond, until its internet door opens."),
 )
 room = Prediction(
     "l5-p-room",

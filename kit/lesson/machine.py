@@ -141,7 +141,7 @@ class OneProcess(KitWidget):
 
 # -- the command line -------------------------------------------------------------------
 
-FLAGS = frozenset({"-nodefaults", "-no-user-config", "-no-reboot"})
+FLAGS = frozenset({"-nodefaults", "-no-user-config", "-no-reboot", "-S"})
 OPTION_MEANINGS = {
     "-name": "the guest's name; debug-threads=on names QEMU's threads (CPU 0/TCG, ...)",
     "-machine": "the virtual motherboard: microvm has no PCI bus and only a tiny firmware "
@@ -165,8 +165,11 @@ OPTION_MEANINGS = {
     "-append": "the command line handed to the guest's kernel",
     "-mon": "QMP, the hypervisor's control panel, on the 'qmp' channel",
     "-serial": "the guest's first serial port (ttyS0) goes to the 'console' channel",
-    "-netdev": "user-mode networking: QEMU acts as the guest's router; hostfwd forwards a "
-               "port on 127.0.0.1 into the guest",
+    "-netdev": "user-mode networking: QEMU acts as the guest's router; restrict=on drops "
+               "whatever the guest sends to the host or beyond, while hostfwd forwards a port "
+               "on 127.0.0.1 into the guest",
+    "-S": "start paused: the kit sets every door (the internet card's cable pulled out) "
+          "before the guest's first instruction, then sends QMP cont",
     "-action": "when the guest kernel panics, pause the machine (do not reboot) so the crash "
                "can be seen",
     "-pidfile": "where QEMU writes its process id",
@@ -222,6 +225,9 @@ def _meaning(option: str, value: str) -> str:
                 else "TCG: QEMU translates guest code in software (tb-size: its cache, MiB)")
     if option == "-device":
         return DEVICE_MEANINGS.get(first, "a virtual device")
+    if option == "-netdev" and first == "user" and "restrict=on" not in value.split(","):
+        return ("the internet door's network: unrestricted user networking (outbound NAT "
+                "through the host); its card's cable is plugged in only while the door is open")
     if option == "-chardev":
         ident = next((p[3:] for p in value.split(",") if p.startswith("id=")), "")
         return CHARDEV_MEANINGS.get(ident, "a channel between QEMU and the host")

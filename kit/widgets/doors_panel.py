@@ -1,11 +1,11 @@
 """The doors panel: open and close, by hand, each place where data crosses a guest's walls.
 
 One toggle per door (a port forward, the shared folder, a link to another
-guest).  A toggle always shows the door as it *is*, not as it was clicked:
-after each click, and after each announcement from the registry (a lesson
-cell may open a door too, or a reboot may close the share), the panel reads
-the guest again.  A click that fails puts the toggle back and says why in the
-banner.
+guest, the internet door: the guest's one way out).  A toggle always shows
+the door as it *is*, not as it was clicked: after each click, and after each
+announcement from the registry (a lesson cell may open a door too, or a
+reboot may close the share), the panel reads the guest again.  A click
+that fails puts the toggle back and says why in the banner.
 """
 
 from __future__ import annotations
@@ -40,6 +40,10 @@ def share_words(guest: Guest) -> str:
     mode = "writable" if guest.shared_writable else "read-only"
     where = f"host {folder} → guest {doors.SHARE_MOUNT} ({mode})"
     return f"mounted: {where}" if guest.share_open else f"not mounted: {where}"
+
+
+def internet_words(guest: Guest) -> str:
+    return guest.doors.internet.openings()[0].words
 
 
 def link_words(link: doors.Link) -> str:
@@ -80,12 +84,18 @@ class DoorsPanel(KitWidget):
         self.link_toggle = self._toggle("link", "QMP set_link on both network cards",
                                         lambda: self.link is not None and self.link.is_up,
                                         self._link_changed)
-        self.forward_state, self.share_state, self.link_state = (widgets.HTML() for _ in range(3))
+        self.internet = self._toggle("internet", "QMP set_link on the internet door's card "
+                                     "(outbound NAT through the host)",
+                                     lambda: self.guest.internet_open, self._internet_changed)
+        self.forward_state, self.share_state, self.link_state, self.internet_state = (
+            widgets.HTML() for _ in range(4))
         self.host_port.observe(lambda _: self.refresh(), names="value")
         rows = [
             widgets.HBox([self.forward, self.host_port, self.guest_port, self.forward_state],
                          layout=widgets.Layout(align_items="center", grid_gap="6px")),
             widgets.HBox([self.share, self.share_state],
+                         layout=widgets.Layout(align_items="center", grid_gap="6px")),
+            widgets.HBox([self.internet, self.internet_state],
                          layout=widgets.Layout(align_items="center", grid_gap="6px")),
         ]
         if self.link is not None:
@@ -135,6 +145,12 @@ class DoorsPanel(KitWidget):
         else:
             self.guest.close_share()
 
+    def _internet_changed(self, wanted: bool) -> None:
+        if wanted:
+            self.guest.open_internet()
+        else:
+            self.guest.close_internet()
+
     def _link_changed(self, wanted: bool) -> None:
         if self.link is None:
             return
@@ -156,6 +172,8 @@ class DoorsPanel(KitWidget):
         self._show(self.share, g.share_open,
                    g.state != GuestState.RUNNING or g.shared_folder is None)
         self.share_state.value = escape(share_words(g))
+        self._show(self.internet, g.internet_open, False)
+        self.internet_state.value = escape(internet_words(g))
         if self.link is not None:
             both_live = all(x.state.hypervisor_answers for x in (self.link.a, self.link.b))
             self._show(self.link_toggle, self.link.is_up, not both_live)

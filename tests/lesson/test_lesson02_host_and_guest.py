@@ -20,7 +20,7 @@ from kit.lesson import progress
 from tests.lesson.verdicts import assert_every_solution_passes, assert_lesson_shape, fails_with_hint
 
 
-def test_the_lesson_has_four_exercises_three_predictions_and_a_quiz() -> None:
+def test_the_lesson_has_five_exercises_three_predictions_and_a_quiz() -> None:
     assert_lesson_shape(lesson2.lesson, 2)
     assert all(c.solve is not None for c in lesson2.lesson.checkpoints)
     assert [p.id for p in lesson2.lesson.predictions] == [
@@ -95,9 +95,20 @@ def test_every_exercise_both_ways(image: object) -> None:
         cable.down()
         fails_with_hint(lesson2.link.verify(word), "pulled out")
 
+        # exercise 4: the way out, opened and shut
+        port = lesson2.way_out_port()
+        fails_with_hint(lesson2.way_out.verify("x"), "not the word")
+        assert lesson2.way_out_word() not in lesson2.fetch_through_the_door(alpha, port, 2)
+        alpha.open_internet()  # the learner's lines
+        page = alpha.run(["wget", "-qO-", f"http://10.0.4.2:{port}/"]).stdout
+        fails_with_hint(lesson2.way_out.verify(page), "shut the door")
+        alpha.close_internet()
+        verdict = lesson2.way_out.verify(page)
+        assert verdict and any("sealed" in line for line in verdict.evidence), verdict
+
         # the predictions (guessed wrong on purpose: the words still explain)
-        reach = lesson2.reach.commit(lesson2.REACH_CHOICES[0])
-        assert reach.measured == 1.0 and "10.0.2.2" in reach.words, reach
+        reach = lesson2.reach.commit(lesson2.REACH_CHOICES[1])
+        assert reach.measured == 0.0 and "restrict=on" in reach.words, reach
         write = lesson2.write_share.commit(1)
         assert write.measured == 0.0 and "Read-only" in write.words, write
         assert not (alpha.shared_folder / lesson2.NOTE).exists()
@@ -107,7 +118,7 @@ def test_every_exercise_both_ways(image: object) -> None:
     finally:
         kit.stop_all()
     done = progress.lesson_progress(2)
-    assert {"l2-forward", "l2-share", "l2-link"} <= set(done.passed)
+    assert {"l2-forward", "l2-share", "l2-link", "l2-way-out"} <= set(done.passed)
     assert set(done.predictions) == {"l2-p-reach", "l2-p-write"}
 
 

@@ -150,8 +150,13 @@ def _crash(alpha: Guest, beta: Guest) -> None:
 
 
 def _afterwards(alpha: Guest, beta: Guest) -> None:
+    attempts = lesson4.attempts_through_the_host(beta, alpha)
+    assert [(a.when, a.reached) for a in attempts] == [
+        ("door shut", False), ("door shut", False), ("door open", True),
+        ("door shut again", False)], attempts
+    assert not beta.internet_open
     shown = lesson4.through_the_host(beta, alpha).value
-    assert "200 OK" in shown and "hello from alpha" in shown
+    assert "✔ reached" in shown and "✘ not reached" in shown
     outcome = lesson4.slowdown.commit(2)
     assert outcome.measured > 0 and "real CPUs" in outcome.words
     box = lesson4.neighbour_box(beta, alpha)

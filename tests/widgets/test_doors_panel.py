@@ -47,6 +47,21 @@ def test_a_link_row_when_a_link_is_given(image: images.GuestImage) -> None:
         panel.close()
 
 
+def test_the_internet_door_can_be_set_before_the_start(image: images.GuestImage) -> None:
+    g = kit.Guest("d-inet")
+    panel = DoorsPanel(g)
+    try:
+        assert not panel.internet.disabled and "closed" in panel.internet.description
+        assert "reaches nothing" in panel.internet_state.value
+        panel.internet.value = True  # a click
+        assert g.internet_open and "open" in panel.internet.description
+        assert "outbound NAT" in panel.internet_state.value
+        panel.internet.value = False
+        assert not g.internet_open
+    finally:
+        panel.close()
+
+
 def _all_children(widget: object) -> list[object]:
     found = []
     for child in getattr(widget, "children", ()):

@@ -1,17 +1,17 @@
 """Doors: the only places where data crosses between a guest and the world.
 
-A door lets the host (or another guest) in: nothing of the host reaches a
-guest until a door is opened.  (The way *out* is another matter today: QEMU's
-user network lets a guest reach the host's loopback at 10.0.2.2 and whatever
-the host can reach; docs/threat-model.md says so.)  Each kind of door is one
-module here, one :class:`~kit.hypervisor.doors.base.Door`
+Nothing crosses until a door is opened: not the host into a guest, and not
+a guest out to the host or beyond (its user network is ``restrict=on``).
+Each kind of door is one module here, one :class:`~kit.hypervisor.doors.base.Door`
 subclass, listed once in :data:`KINDS`:
 
 * :mod:`.forward`, a **port forward**: host ``127.0.0.1:HOST`` reaches guest
   port ``GUEST``, opened and closed live;
 * :mod:`.share`, a **shared folder**: one host folder, declared before the
   start, mounted at ``/mnt/share`` over 9p when the door opens;
-* :mod:`.link`, a **link**: a cable between two guests' second network cards.
+* :mod:`.link`, a **link**: a cable between two guests' second network cards;
+* :mod:`.internet`, the **internet** door: the guest's one way out (outbound
+  NAT through the host), opened and closed live.
 
 To add a door: write its module (a ``Door`` subclass with its own open and
 close methods), add the class to :data:`KINDS`, and test it in
@@ -30,6 +30,7 @@ from kit.core.state import GuestState
 from kit.hypervisor import qemu
 from kit.hypervisor.doors.base import Door, Opening
 from kit.hypervisor.doors.forward import ForwardDoor, check_forward
+from kit.hypervisor.doors.internet import InternetDoor
 from kit.hypervisor.doors.link import LINK_PREFIX, LINK_SUBNET, Link, LinkDoor
 from kit.hypervisor.doors.share import SHARE_MOUNT, SHARE_TAG, ShareDoor, check_shared_folder
 
@@ -38,12 +39,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "KINDS", "LINK_PREFIX", "LINK_SUBNET", "SHARE_MOUNT", "SHARE_TAG", "Door", "ForwardDoor",
-    "GuestDoors", "Link", "LinkDoor", "Opening", "ShareDoor", "check_forward",
+    "GuestDoors", "InternetDoor", "Link", "LinkDoor", "Opening", "ShareDoor", "check_forward",
     "check_shared_folder",
 ]
 
 # Every kind of door a guest has, in the order panels list them.
-KINDS: tuple[type[Door], ...] = (ForwardDoor, ShareDoor, LinkDoor)
+KINDS: tuple[type[Door], ...] = (ForwardDoor, ShareDoor, LinkDoor, InternetDoor)
 
 D = TypeVar("D", bound=Door)
 
@@ -75,6 +76,10 @@ class GuestDoors:
     @property
     def link(self) -> LinkDoor:
         return self.get(LinkDoor)
+
+    @property
+    def internet(self) -> InternetDoor:
+        return self.get(InternetDoor)
 
     def openings(self) -> tuple[Opening, ...]:
         """Every door of the guest as plain data, for pictures and panels."""

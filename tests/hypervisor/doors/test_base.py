@@ -45,7 +45,8 @@ def test_every_guest_gets_one_door_of_each_kind(with_bell: None) -> None:
     g = kit.Guest("bell-1")
     assert [type(door) for door in g.doors] == list(doors.KINDS)
     assert g.doors.get(BellDoor).guest is g
-    assert [o.kind for o in g.doors.openings()] == ["bell"]  # nothing else declared
+    # nothing else declared; the internet door is always there, closed
+    assert [o.kind for o in g.doors.openings()] == ["internet", "bell"]
 
 
 def test_a_new_door_adds_its_part_to_qemu(with_bell: None, image: images.GuestImage) -> None:
@@ -58,7 +59,7 @@ def test_a_new_door_adds_its_part_to_qemu(with_bell: None, image: images.GuestIm
 def test_a_new_door_is_drawn_without_touching_the_diagram(with_bell: None) -> None:
     g = kit.Guest("bell-3")
     shot = picture.guest_snapshot(g)
-    assert [o.kind for o in shot.other_doors] == ["bell"]
+    assert [o.kind for o in shot.other_doors] == ["internet", "bell"]
     host = picture.HostSnapshot("h", "cpu", 2, 1000, 500, "tcg", "TCG", "broken")
     svg = diagram.render_svg(diagram.layers(picture.Snapshot(host, (shot,)), graph_id="g"))
     assert "bell door" in svg and "the bell is quiet" in svg

@@ -102,7 +102,7 @@ def test_a_link_is_two_mirrored_udp_cables(image: images.GuestImage) -> None:
     assert (nic_a.local_port, nic_a.remote_port) == (nic_b.remote_port, nic_b.local_port)
     assert nic_a.mac != nic_b.mac and nic_a.mac.startswith(LINK_MAC_PREFIX)
     assert (link.address(a), link.address(b)) == ("10.0.3.1", "10.0.3.2")
-    assert a.doors.configure(bare_spec(a, image)).kernel_args == ("kit.link_ip=10.0.3.1/24",)
+    assert a.doors.configure(bare_spec(a, image)).kernel_args[0] == "kit.link_ip=10.0.3.1/24"
     assert not link.is_up  # a door is closed until someone opens it
     (end_a,), (end_b,) = a.doors.link.openings(), b.doors.link.openings()
     assert end_a.between == end_b.between == ("d-a", "d-b") and not end_a.is_open
@@ -175,7 +175,8 @@ def _user_net_stays_eth0(a: kit.Guest, link: kit.Link) -> None:
     assert macs == [USER_NET_MAC, link.nic_for(a).mac]
     by_card = {line.split()[1]: line for line in a.run("ip -4 -o addr").stdout.splitlines()}
     assert "10.0.2.15/24" in by_card["eth0"] and "10.0.3.1/24" in by_card["eth1"]
-    assert "default via 10.0.2.2 dev eth0" in a.run("ip route").stdout
+    # the way out is the internet door's card, the last one (see test_internet.py)
+    assert "default via 10.0.4.2 dev eth2" in a.run("ip route").stdout
 
 
 def _reaches(guest: kit.Guest, address: str) -> bool:
