@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 from pathlib import Path
 
-from kit.core import paths
-from kit.core.errors import InvalidInput, KitError
+from kit.core.errors import KitError
 from kit.guestos.build import common
 from kit.hypervisor import accelerator
 
@@ -23,10 +21,14 @@ def main(argv: list[str] | None = None) -> int:
     image.add_argument("--kernel", choices=("auto", "debian"), default=None,
                        help="auto: the kit's own kernel where it can be built (default); "
                             "debian: Debian's ready-made kernel")
-    lessons = commands.add_parser("lessons", help="copy the lesson notebooks into a folder "
-                                  "of your own, to work in")
-    lessons.add_argument("folder", nargs="?", default="kit-lessons",
-                         help="where to put them (default: ./kit-lessons); must not exist yet")
+    lessons = commands.add_parser("lessons", help="copy the lesson notebooks you do not have "
+                                  "yet into a folder of your own, to work in")
+    lessons.add_argument("folder", nargs="?", default=None,
+                         help="where (default: $KIT_LESSONS_DIR, else ~/kit-lessons); copies "
+                              "you already have are never overwritten")
+    lessons.add_argument("--reset", metavar="LESSON", default=None,
+                         help="give you a fresh copy of one lesson (e.g. 02); your old copy "
+                              "is kept beside it")
     commands.add_parser("doctor", help="check that this machine can run the kit")
     commands.add_parser("host", help="print the host's facts as JSON")
     args = parser.parse_args(argv)
@@ -47,7 +49,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"guests boot {image.kernel_summary()}")
         return 0
     if args.command == "lessons":
-        return _copy_lessons(Path(args.folder))
+        return _copy_lessons(Path(args.folder) if args.folder else None, args.reset)
     if args.command == "doctor":
         from kit.hypervisor import doctor
 
@@ -57,17 +59,18 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _copy_lessons(folder: Path) -> int:
-    """Copy the shipped notebooks out; the copies are the learner's to edit and run."""
-    if folder.exists():
-        raise InvalidInput(f"{folder} already exists: the lessons are copied into a new folder, "
-                           "so that nothing of yours is overwritten.",
-                           hint="Name a folder that does not exist yet: python -m kit lessons "
-                           "my-lessons")
-    shutil.copytree(paths.lessons_dir(), folder,
-                    ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
-    count = len(list(folder.glob("*.ipynb")))
-    print(f"copied {count} notebooks to {folder}; open them with: jupyter lab {folder}")
+def _copy_lessons(folder: Path | None, reset: str | None) -> int:
+    """The learner's copies of the lessons: made if missing, one of them fresh if asked."""
+    from kit.lesson import workspace
+
+    target = folder or workspace.learner_folder()
+    if reset is not None:
+        backup = workspace.reset(reset, target)
+        print(f"a fresh copy of lesson {reset} is in {target}; your old one is {backup.name}")
+        return 0
+    made = workspace.copy_missing(target)
+    print(f"{len(made)} new lesson copies in {target} (yours are never overwritten); open "
+          f"them with: jupyter lab {target}")
     return 0
 
 

@@ -87,6 +87,8 @@ def test_installed_outside_the_repository_it_boots_a_guest_and_hands_out_lessons
     assert copied.returncode == 0, copied.stderr
     shipped = sorted(p.name for p in (ROOT / "lessons").glob("*.ipynb"))
     assert sorted(p.name for p in (away / "mine").glob("*.ipynb")) == shipped
+    (away / "mine" / shipped[0]).write_text("the learner's own work")
     again = subprocess.run([python, "-m", "kit", "lessons", "mine"], cwd=away, env=env,
                            capture_output=True, text=True, timeout=60, check=False)
-    assert again.returncode == 1 and "already exists" in again.stderr
+    assert again.returncode == 0 and "0 new lesson copies" in again.stdout, again.stderr
+    assert (away / "mine" / shipped[0]).read_text() == "the learner's own work"

@@ -35,6 +35,7 @@ from kit.lesson import catalog, progress
 from kit.lesson.checkpoint import Checkpoint
 from kit.lesson.prediction import Prediction
 from kit.lesson.quiz import Quiz
+from kit.lesson.reset_control import ResetLesson
 from kit.view import markup
 from kit.view.markup import escape
 
@@ -94,8 +95,8 @@ class Lesson:
     def progress(self) -> progress.LessonProgress:
         return progress.lesson_progress(self.number)
 
-    def begin(self) -> widgets.HTML:
-        """The lesson's header; notes in the progress file that the lesson was opened."""
+    def begin(self) -> widgets.VBox:
+        """The lesson's header, and a way to start afresh; notes that the lesson was opened."""
         questions = [q.id for q in self.quiz.questions] if self.quiz else []
         note = ""
         try:
@@ -105,11 +106,12 @@ class Lesson:
                     f"checkpoints passed, {done.correct_answers} quiz answers right.")
         except KitError as error:
             note = f"(Your progress cannot be saved: {error.message})"
-        return widgets.HTML(
+        header = widgets.HTML(
             f'<div style="border-bottom:2px solid #0072B2;padding:4px 0;line-height:1.4">'
             f"<b>Lesson {self.number}: {escape(self.info.title)}</b> · about "
             f"{self.info.minutes} minutes · {len(self.checkpoints)} checkpoints"
             f"<br><small>{escape(note)}</small></div>")
+        return widgets.VBox([header, ResetLesson(self.info.file)])
 
     def summary_html(self) -> str:
         """What was done in this lesson: each checkpoint, and the quiz score."""

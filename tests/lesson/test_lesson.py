@@ -10,6 +10,7 @@ from kit.core.errors import InvalidInput
 from kit.core.incidents import RecordedErrors
 from kit.lesson import Checkpoint, Choice, Lesson, Question, Quiz, Verdict, beside, progress
 from kit.lesson import finish as finish_notebook
+from kit.lesson.reset_control import ResetLesson
 
 
 def lesson() -> Lesson:
@@ -35,8 +36,9 @@ def test_duplicate_checkpoint_ids_are_refused() -> None:
 
 
 def test_begin_shows_the_header_and_notes_the_lesson() -> None:
-    header = lesson().begin()
+    header, reset = lesson().begin().children
     assert "Lesson 6: Advantages" in header.value and "2 checkpoints" in header.value
+    assert isinstance(reset, ResetLesson) and reset.notebook == "06-advantages.ipynb"
     noted = progress.lesson_progress(6)
     assert noted.opened and noted.checkpoint_ids == ("t-a", "t-b")
     assert noted.question_ids == ("t-q",)
