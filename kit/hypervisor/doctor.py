@@ -16,7 +16,7 @@ from kit.core import paths
 from kit.core.errors import KitError
 from kit.guestos import images
 from kit.hypervisor import accelerator
-from kit.infrastructure import hostinfo
+from kit.infrastructure import hostinfo, namespaces
 
 APT_FIX = "sudo apt-get install -y --no-install-recommends {}   (or run ./setup.sh)"
 MIN_FREE_MEMORY_MB = 512
@@ -35,7 +35,7 @@ def checks() -> list[Check]:
     """Every check, in the order a person would fix them."""
     steps: list[Callable[[], Check]] = [
         _check_qemu, _check_setpriv, _check_graphviz, _check_image,
-        _check_accelerator, _check_memory, _check_runtime_dir,
+        _check_accelerator, _check_memory, _check_runtime_dir, _check_containers,
     ]
     return [step() for step in steps]
 
@@ -106,6 +106,21 @@ def _check_memory() -> Check:
     ok = free >= MIN_FREE_MEMORY_MB
     return Check("free memory", ok, f"{free} MiB available",
                  "" if ok else f"close programs: the kit needs {MIN_FREE_MEMORY_MB} MiB or more")
+
+
+def _check_containers() -> Check:
+    """Lesson 8's containers: the same answer the lesson gives, from the same probe.
+
+    Not required: every other lesson runs without them.
+    """
+    found = namespaces.refusal()
+    if found is not None:
+        return Check("containers", False, f"refused: {found.why} (lesson 8 shows what still "
+                     "works)", found.what_to_do, required=False)
+    how = ("as root, without a user namespace" if not namespaces.needs_user_namespace()
+           else "in a user namespace of your own")
+    return Check("containers", True, f"lesson 8's containers can run here ({how})",
+                 required=False)
 
 
 def _check_runtime_dir() -> Check:

@@ -5,13 +5,16 @@ the host's kernel shows a private view of the system (namespaces).  Here the
 userland is the very busybox tree the guests boot (the guest image's
 initramfs, unpacked once into a cached folder), started with::
 
-    unshare --user --map-root-user --pid --fork --kill-child=SIGKILL --mount
+    unshare [--user --map-root-user] --pid --fork --kill-child=SIGKILL --mount
             --uts --ipc --net --mount-proc --root=ROOTFS /bin/sh -c ...
 
 so a lesson compares like with like: the same programs, once under their own
 kernel in QEMU, once on the host's kernel.  No daemon (Docker, Podman) is
-involved; a user namespace makes it work for an unprivileged user where the
-host allows user namespaces (:func:`check_user_namespaces` says when not).
+involved.  Root makes the namespaces directly, so as root containers run even
+where user namespaces are refused (a chroot, Docker's seccomp profile, Ubuntu
+24.04's AppArmor); anyone else needs a user namespace (``--user``), in which
+they are root.  :func:`kit.infrastructure.namespaces.refusal` says when a host
+refuses, and why.
 
     c = kit.labs.containers.Container("c1")
     c.start(); c.run("uname -r"); c.pid; c.stop()      # or: with Container("c1") as c:
@@ -21,9 +24,9 @@ when the Python process dies, ``--kill-child`` then kills the container's PID 1,
 and the kernel kills every process of a PID namespace whose PID 1 dies.
 :func:`stop_all` runs at interpreter exit for the orderly case.
 
-``KIT_NO_USER_NAMESPACES=1`` makes the kit behave as on a host without user
-namespaces (it refuses to start containers), so the refusal can be seen and
-tested on any host.
+``KIT_NO_USER_NAMESPACES=1`` makes the kit behave as on a host that refuses its
+containers (it refuses to start them), so the refusal can be seen and tested
+on any host.
 """
 
 from __future__ import annotations
@@ -46,11 +49,11 @@ from kit.core import paths, validate
 from kit.core.errors import KitError, SetupError
 from kit.guestos import images
 from kit.hypervisor import qemu
+from kit.infrastructure import namespaces
 
 log = logging.getLogger(__name__)
 
-PROC_SYS = Path("/proc/sys")
-NO_USERNS_ENV = "KIT_NO_USER_NAMESPACES"
+NO_USERNS_ENV = namespaces.NO_USERNS_ENV
 READY_WORD = "KIT-CONTAINER-READY"
 FOREVER_S = 2**31 - 1
 
@@ -73,50 +76,6 @@ class ContainerResult:
     @property
     def ok(self) -> bool:
         return self.exit_code == 0
-
-
-# --- can this host run them? ------------------------------------------------------------
-
-
-def check_user_namespaces(proc_sys: Path = PROC_SYS, uid: int | None = None) -> None:
-    """Raise :class:`SetupError` if this user cannot create user namespaces here.
-
-    Reads the same switches the kernel obeys: ``user/max_user_namespaces``
-    (0 turns them off for everyone), Debian's
-    ``kernel/unprivileged_userns_clone`` and Ubuntu's
-    ``kernel/apparmor_restrict_unprivileged_userns`` (these two only stop
-    users other than root).
-    """
-    if os.environ.get(NO_USERNS_ENV) == "1":
-        raise _no_userns(f"{NO_USERNS_ENV}=1 is set (the kit pretends user namespaces are off)",
-                         f"unset {NO_USERNS_ENV} to use this host's real settings.")
-    uid = os.getuid() if uid is None else uid
-    if _read_int(proc_sys / "user/max_user_namespaces", 1) == 0:
-        raise _no_userns("user.max_user_namespaces is 0 on this host",
-                         "an administrator can run: sysctl -w user.max_user_namespaces=15000")
-    if uid == 0:
-        return
-    if _read_int(proc_sys / "kernel/unprivileged_userns_clone", 1) == 0:
-        raise _no_userns("kernel.unprivileged_userns_clone is 0 on this host",
-                         "an administrator can run: sysctl -w kernel.unprivileged_userns_clone=1")
-    if _read_int(proc_sys / "kernel/apparmor_restrict_unprivileged_userns", 0) == 1:
-        raise _no_userns("kernel.apparmor_restrict_unprivileged_userns is 1 (AppArmor allows "
-                         "user namespaces to listed programs only)",
-                         "an administrator can run: sysctl -w "
-                         "kernel.apparmor_restrict_unprivileged_userns=0")
-
-
-def _no_userns(why: str, what_to_do: str) -> SetupError:
-    return SetupError(f"containers need user namespaces, and here they are off: {why}.",
-                      hint=f"To run lesson 8's containers, {what_to_do} The rest of the kit "
-                      "(virtual machines) works without them.")
-
-
-def _read_int(path: Path, default: int) -> int:
-    try:
-        return int(path.read_text().strip())
-    except (OSError, ValueError):
-        return default
 
 
 # --- the userland ---------------------------------------------------------------------------
@@ -157,9 +116,10 @@ def rootfs(image: images.GuestImage | None = None) -> Path:
 class Container:
     """A busybox userland in its own namespaces, on the host's kernel."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, root: Path | None = None) -> None:
+        """``root``: the userland folder; None for the guest image's (:func:`rootfs`)."""
         self.name = validate.check_name(name)
-        self.root: Path | None = None
+        self.root = root
         self.command: list[str] = []
         self.started_at: float | None = None
         self.ready_at: float | None = None
@@ -204,7 +164,7 @@ class Container:
         if self.state == "running":
             raise ContainerError(f"container {self.name} is already running.",
                                  hint="Stop it first (c.stop()), or make a new Container.")
-        check_user_namespaces()
+        namespaces.check()
         with _lock:
             if self.name in _live:
                 raise ContainerError(f"a container named {self.name} is already running.",
@@ -223,8 +183,8 @@ class Container:
         if self.pid is None:
             raise ContainerError(f"container {self.name} is not running.",
                                  hint="Start it first: c.start()")
-        argv = ["nsenter", f"--target={self.pid}", "--user", "--mount", "--uts", "--ipc",
-                "--net", "--pid", "--root", "--wd", "/bin/sh", "-c", command]
+        argv = ["nsenter", f"--target={self.pid}", *enter_user_namespace(self.pid), "--mount",
+                "--uts", "--ipc", "--net", "--pid", "--root", "--wd", "/bin/sh", "-c", command]
         try:
             done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
                                   check=False, stdin=subprocess.DEVNULL)
@@ -280,10 +240,10 @@ class Container:
     # -- starting ------------------------------------------------------------------
 
     def _launch(self, timeout: float) -> None:
-        self.root = rootfs()
+        self.root = self.root or rootfs()
         script = (f"hostname {self.name}; echo {READY_WORD}; "
                   f"exec /bin/busybox sleep {FOREVER_S}")
-        self.command = [*qemu.parent_death_wrapper(), "unshare", "--user", "--map-root-user",
+        self.command = [*qemu.parent_death_wrapper(), "unshare", *namespaces.user_flags(),
                         "--pid", "--fork", "--kill-child=SIGKILL", "--mount", "--uts", "--ipc",
                         "--net", "--mount-proc", f"--root={self.root}", "/bin/sh", "-c", script]
         self.ready_at = None
@@ -302,8 +262,9 @@ class Container:
             error = self._process.stderr.read() if self._process.stderr else ""
             raise ContainerError(f"container {self.name} did not start: "
                                  f"{error.strip() or 'no output'}.", command=self.command,
-                                 hint="Check that unshare (util-linux) works here: "
-                                 "unshare --user --map-root-user true")
+                                 hint="Check that unshare (util-linux) works here: " + " ".join(
+                                     ["unshare", *namespaces.user_flags(), "--pid", "--fork",
+                                      "true"]) + " (python -m kit doctor says more)")
         if self._process.stderr is not None:
             self._process.stderr.close()
         self._init_pid = self._find_init(timeout)
@@ -319,6 +280,22 @@ class Container:
             time.sleep(0.002)
         raise ContainerError(f"container {self.name}'s first process was not found.",
                              hint="Stop it and start again.")
+
+
+def enter_user_namespace(pid: int) -> list[str]:
+    """``nsenter``'s options to enter process ``pid``'s user namespace, if it has its own.
+
+    A container started as root has none (it shares the host's), and ``nsenter``
+    refuses to enter the user namespace it is already in.  In one of its own,
+    ``--preserve-credentials`` keeps our uid, which ``--map-root-user`` mapped to
+    root: nsenter would otherwise call setgroups, which that mapping forbids.
+    """
+    enter = ["--user", "--preserve-credentials"]
+    try:
+        theirs = os.readlink(f"/proc/{pid}/ns/user")
+    except OSError:
+        return enter  # unreadable: another user's, so its own
+    return [] if theirs == os.readlink("/proc/self/ns/user") else enter
 
 
 def _wait_gone(pid: int, seconds: float) -> None:

@@ -23,9 +23,12 @@ The exercises are the learner's own work:
    a hostname of their own, which the kit then finds among the host's
    processes (its UTS namespace is not the host's, its hostname is theirs).
 
-Where this host refuses the kit's containers (no user namespaces: a chroot,
-Docker's default seccomp profile, ``KIT_NO_USER_NAMESPACES=1``), every cell
-still runs: the checks and views say why nothing could start.
+Where this host refuses the kit's containers (for a user other than root: no
+user namespaces in a chroot, under Docker's default seccomp profile or
+Ubuntu 24.04's AppArmor; for root too: no right to make namespaces, as in a
+Docker container; or ``KIT_NO_USER_NAMESPACES=1``), every cell still runs:
+the checks and views say why nothing could start, what would fix it, and
+what works all the same.
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ from kit.core.errors import KitError, SetupError
 from kit.core.state import GuestState
 from kit.hypervisor import qemu, registry
 from kit.hypervisor.guest import Guest
+from kit.infrastructure import namespaces
 from kit.labs import containers
 from kit.labs.containers import Container
 from kit.lesson import personal
@@ -77,7 +81,6 @@ NAMESPACES = ("pid", "mnt", "uts", "ipc", "net", "user")
 _last: dict[str, Side] = {}
 _refused: list[str] = []  # why the last container start was refused, if it was
 _views: weakref.WeakSet[KitWidget] = weakref.WeakSet()
-_probe: list[str] = []  # the real unshare probe's verdict, once: "" (works) or why not
 _terminal: list[subprocess.Popen[bytes]] = []  # the demo's own "terminal" container
 _cages: list[Cage] = []
 
@@ -94,7 +97,7 @@ def hostname_secret() -> str:
 
 def unshare_command() -> str:
     """What the learner types in a terminal (no user namespace needed as root)."""
-    user = "" if os.geteuid() == 0 else "-r "
+    user = "-r " if namespaces.needs_user_namespace() else ""
     return (f"unshare {user}--fork --pid --mount-proc --uts "
             f"sh -c 'hostname {hostname_secret()}; sleep 600'")
 
@@ -103,29 +106,14 @@ def unshare_command() -> str:
 
 
 def containers_refused() -> str | None:
-    """Why this host refuses the kit's containers, in words; None if it runs them.
+    """Why this host refuses the kit's containers, in plain words; None if it runs them.
 
-    The kit's containers need user namespaces: the host's switches are read
-    each time (:func:`kit.labs.containers.check_user_namespaces`), and one
-    real ``unshare`` is tried once, because a kernel may refuse even with
-    every switch on (inside a chroot, or under Docker's seccomp profile).
+    The doctor asks the same question (:func:`kit.infrastructure.namespaces.refusal`:
+    the host's switches, then one real ``unshare``), so both always agree.
+    As root no user namespace is needed, so a chroot refuses nothing.
     """
-    try:
-        containers.check_user_namespaces()
-    except SetupError as error:
-        return error.message
-    if not _probe:
-        try:
-            done = subprocess.run(["unshare", "--user", "--map-root-user", "--pid", "--fork",
-                                   "--mount", "--uts", "--ipc", "--net", "true"],
-                                  capture_output=True, text=True, timeout=10, check=False,
-                                  stdin=subprocess.DEVNULL)
-            why = "" if done.returncode == 0 else (
-                f"unshare said: {done.stderr.strip() or f'exit code {done.returncode}'}")
-        except (OSError, subprocess.TimeoutExpired) as error:
-            why = f"unshare could not run: {error}"
-        _probe.append(why)
-    return _probe[0] or None
+    found = namespaces.refusal()
+    return None if found is None else found.why
 
 
 def _start(name: str) -> Container:
@@ -140,8 +128,10 @@ def _start(name: str) -> Container:
 
 
 def _refusal_hint() -> str:
-    return ("This host refuses the kit's containers (see the first box of the lesson); the "
-            "virtual-machine parts of the lesson still work.")
+    found = namespaces.refusal()
+    fix = f"{found.what_to_do} " if found is not None else ""
+    return (f"{fix}Meanwhile the virtual-machine parts of the lesson still work (see the "
+            "lesson's first box for what else does).")
 
 
 # -- the comparison -----------------------------------------------------------------------------
@@ -287,7 +277,8 @@ def stack_graph(graph_id: str = "l8stack") -> graphviz.Digraph:
     node("gkernel", f"GUEST KERNEL · Linux {guest_kernel or '(its own)'}\n{VM}'s own, "
          "booted by QEMU", guest is not None)
     node("vmapps", f"busybox userland of {VM}", guest is not None)
-    node("ns", f"CONTAINER {BOX} ({box_pid})\nnamespaces: {' '.join(NAMESPACES)}\n"
+    kinds = own_namespaces(container.pid) if container is not None and container.pid else []
+    node("ns", f"CONTAINER {BOX} ({box_pid})\nnamespaces: {' '.join(kinds or NAMESPACES)}\n"
          f"cgroup memory limit: {limit}", container is not None)
     node("nokernel", "no kernel of its own:\nits system calls go to the host kernel",
          container is not None, "#F5F5F5", fontcolor="#555555")
@@ -516,7 +507,8 @@ def run_caged(container: Container, command: str, timeout: float = 30.0) -> JobR
     if container.pid is None:
         raise SetupError(f"container {container.name} is not running.",
                          hint="Start it first.")
-    inner = ["nsenter", f"--target={container.pid}", "--user", "--mount", "--uts", "--ipc",
+    inner = ["nsenter", f"--target={container.pid}",
+             *containers.enter_user_namespace(container.pid), "--mount", "--uts", "--ipc",
              "--net", "--pid", "--root", "--wd", "/bin/sh", "-c", command]
     argv = ["/bin/sh", "-c", 'echo $$ > "$1" && shift && exec "$@"', "sh",
             str(found.path / "cgroup.procs"), *inner]
@@ -674,6 +666,14 @@ def _named(name: str) -> Container | None:
     return next((c for c in containers.containers() if c.name == name), None)
 
 
+def own_namespaces(pid: int) -> list[str]:
+    """The kinds of namespace process ``pid`` does not share with this notebook.
+
+    A container started as root has no ``user`` among them: root needs none.
+    """
+    return [kind for kind in NAMESPACES if _namespace(pid, kind) != _namespace("self", kind)]
+
+
 def _namespace(pid: int | str, kind: str) -> str:
     try:
         return os.readlink(f"/proc/{pid}/ns/{kind}")
@@ -697,7 +697,7 @@ def check_own_box() -> Verdict:
     hostname = mine.run("hostname").stdout.strip()
     kernel = mine.run("uname -r").stdout.strip()
     first = mine.run("cat /proc/1/comm").stdout.strip()
-    own = [kind for kind in NAMESPACES if _namespace(pid, kind) != _namespace("self", kind)]
+    own = own_namespaces(pid)
     evidence = (f"inside: hostname {hostname}, kernel {kernel}, PID 1 is {first}",
                 f"outside: the host's kernel is {platform.release()}; the container's PID 1 "
                 f"is host process {pid}",
@@ -777,7 +777,8 @@ class Namespaced:
 
 def hostname_in(pid: int) -> str:
     """The hostname a process sees (its UTS namespace's), asked with nsenter."""
-    for extra in ([], ["--user"]):  # a user's own container may need its user namespace
+    # a user's own container (unshare -r) needs its user namespace entered, keeping our uid
+    for extra in ([], ["--user", "--preserve-credentials"]):
         try:
             done = subprocess.run(["nsenter", f"--target={pid}", *extra, "--uts", "uname", "-n"],
                                   capture_output=True, text=True, timeout=5, check=False,
@@ -811,13 +812,16 @@ def check_unshare() -> Verdict:
     mine = [p for p in found if p.hostname == secret]
     if not mine:
         seen = sorted({p.hostname for p in found})
+        refused = namespaces.refusal()
+        also = (f" If unshare says 'Operation not permitted': this host refuses containers "
+                f"({refused.why}). {refused.what_to_do}" if refused is not None else "")
         return Verdict.fail(f"no process on this host has the hostname {secret} in a UTS "
                             "namespace of its own.",
                             f"this notebook's UTS namespace: {ours}",
                             "hostnames of the other UTS namespaces on this host: "
                             f"{', '.join(seen) or 'none'}",
                             hint=f"In a terminal, type: {unshare_command()} — and leave it "
-                            "running while you press Check.")
+                            f"running while you press Check.{also}")
     first = min(mine, key=lambda p: p.pid)
     pid_words = ("and a PID namespace of its own" if any(p.own_pid_namespace for p in mine)
                  else "but the host's PID namespace")
@@ -832,8 +836,7 @@ def check_unshare() -> Verdict:
 
 def solve_unshare() -> None:
     stop_terminal()
-    user = [] if os.geteuid() == 0 else ["--user", "--map-root-user"]
-    command = [*qemu.parent_death_wrapper(), "unshare", *user, "--fork", "--pid",
+    command = [*qemu.parent_death_wrapper(), "unshare", *namespaces.user_flags(), "--fork", "--pid",
                "--mount-proc", "--uts", "--kill-child=SIGKILL", "sh", "-c",
                f"hostname {hostname_secret()} && exec sleep 600"]
     _terminal.append(subprocess.Popen(command, stdin=subprocess.DEVNULL,
@@ -1032,13 +1035,20 @@ lesson = Lesson(8, [own_box, ended, unshare], quiz, [start_time, memtotal])
 
 def readiness() -> widgets.HTML:
     """What this host allows: containers (user namespaces), cgroups, root; in plain words."""
-    refused = containers_refused()
+    refused = namespaces.refusal()
     found = cage()
     if refused:
-        boxes = (f"✖ This host refuses the kit's containers: {escape(refused)}. The VM parts "
-                 "of the lesson work; the container parts say why they cannot.")
+        boxes = (f"✖ This host refuses the kit's containers: {escape(refused.why)}. "
+                 f"{escape(refused.what_to_do)}<br>What works all the same: section 1 "
+                 "measures the virtual machine alone (the container's row says why it is "
+                 "missing), the quiz and the table of section 6 need no container, and each "
+                 "exercise's check says why it cannot pass here.")
+    elif not namespaces.needs_user_namespace():
+        boxes = ("✔ This host runs the kit's containers. You are root, so they need no user "
+                 "namespace: the kernel lets root make the other namespaces directly.")
     else:
-        boxes = "✔ This host runs the kit's containers (user namespaces are allowed)."
+        boxes = ("✔ This host runs the kit's containers: it allows you a user namespace, in "
+                 "which you are root and may make the other namespaces.")
     if isinstance(found, Cage):
         groups = (f"✔ Its cgroups are writable from this notebook (cgroup v{found.version}, "
                   f"<code>{escape(found.path.parent)}</code>): section 5 limits a container's "

@@ -1,18 +1,22 @@
 """Containers from namespaces: isolated names and PIDs, the host's kernel, nothing left.
 
-Real ``unshare`` processes throughout; the refusal path reads fake sysctl
-files (the same function, given another /proc/sys) or the documented switch
-``KIT_NO_USER_NAMESPACES=1``.
+Real ``unshare`` processes throughout: as root, also inside a real chroot
+(where the kernel refuses user namespaces) and as another user (``setpriv``).
+Why a host refuses is tested in ``tests/infrastructure/test_namespaces.py``;
+here, the documented switch ``KIT_NO_USER_NAMESPACES=1`` shows the refusal.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import platform
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +27,8 @@ import pytest
 import kit
 from kit.core.errors import SetupError
 from kit.labs import containers
-from kit.labs.containers import Container, ContainerError, check_user_namespaces
+from kit.labs.containers import Container, ContainerError
+from tests.infrastructure.chroots import AS_NOBODY, needs_root, python, run_in_chroot
 
 
 @pytest.fixture(autouse=True)
@@ -35,45 +40,6 @@ def no_container_left_behind() -> Iterator[None]:
     assert containers.leftover_processes() == []
 
 
-def sysctls(folder: Path, **values: int) -> Path:
-    for name, value in values.items():
-        path = folder / name.replace("__", "/")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(f"{value}\n")
-    return folder
-
-
-# -- when the host does not allow them ----------------------------------------------------
-
-
-def test_user_namespaces_switched_off_for_everyone(tmp_path: Path) -> None:
-    off = sysctls(tmp_path, user__max_user_namespaces=0)
-    with pytest.raises(SetupError) as caught:
-        check_user_namespaces(off, uid=0)
-    assert "max_user_namespaces" in caught.value.message
-    assert caught.value.hint and "sysctl" in caught.value.hint
-
-
-@pytest.mark.parametrize(("switch", "value"), [
-    ("kernel__unprivileged_userns_clone", 0),
-    ("kernel__apparmor_restrict_unprivileged_userns", 1),
-])
-def test_switches_that_stop_only_unprivileged_users(tmp_path: Path, switch: str,
-                                                     value: int) -> None:
-    folder = sysctls(tmp_path, user__max_user_namespaces=100, **{switch: value})
-    check_user_namespaces(folder, uid=0)  # root is not concerned
-    with pytest.raises(SetupError) as caught:
-        check_user_namespaces(folder, uid=1000)
-    assert switch.split("__")[1] in caught.value.message
-
-
-def test_a_permissive_host_passes(tmp_path: Path) -> None:
-    folder = sysctls(tmp_path, user__max_user_namespaces=100,
-                     kernel__unprivileged_userns_clone=1)
-    check_user_namespaces(folder, uid=1000)
-    check_user_namespaces(tmp_path / "missing", uid=1000)  # no files: kernel defaults
-
-
 def test_the_switch_makes_start_refuse_and_start_nothing(
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(containers.NO_USERNS_ENV, "1")
@@ -82,6 +48,68 @@ def test_the_switch_makes_start_refuse_and_start_nothing(
         box.start()
     assert containers.NO_USERNS_ENV in caught.value.message
     assert box.state == "created" and box.pid is None and containers.containers() == []
+
+
+# -- who needs a user namespace -----------------------------------------------------------
+
+IN_A_CONTAINER = """
+import json, os, sys
+from pathlib import Path
+from kit.labs.containers import Container
+root = Path(sys.argv[1]) if len(sys.argv) > 1 else None
+with Container("c-who", root=root) as box:
+    inside = box.run("hostname; id -u").stdout.split()
+    print(json.dumps({"command": box.command, "inside": inside,
+                      "own_user_ns": os.readlink(f"/proc/{box.pid}/ns/user")
+                      != os.readlink("/proc/self/ns/user")}))
+"""
+
+
+@needs_root
+def test_as_root_a_container_runs_in_a_chroot_that_refuses_user_namespaces(
+        image: object) -> None:
+    containers.rootfs()  # unpacked before: the chroot sees the same cache
+    probe = run_in_chroot(["unshare", "--user", "true"])
+    assert probe.returncode != 0 and "Operation not permitted" in probe.stderr
+    done = run_in_chroot(python(IN_A_CONTAINER))
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout)
+    assert "--user" not in seen["command"] and "--map-root-user" not in seen["command"]
+    assert seen["inside"] == ["c-who", "0"] and not seen["own_user_ns"]
+
+
+@needs_root
+def test_as_root_the_container_shares_the_hosts_user_namespace(image: object) -> None:
+    with Container("c-root") as box:
+        assert "--user" not in box.command
+        assert box.pid is not None and containers.enter_user_namespace(box.pid) == []
+        assert box.run("id -u").stdout.strip() == "0"
+
+
+def busybox_userland(folder: Path) -> None:
+    """The kit's busybox and the few programs a container runs, where any user can reach them."""
+    folder.chmod(0o755)
+    (folder / "bin").mkdir()
+    (folder / "proc").mkdir()
+    shutil.copy2(containers.rootfs() / "bin" / "busybox", folder / "bin" / "busybox")
+    for program in ("sh", "hostname", "id", "echo"):
+        (folder / "bin" / program).symlink_to("busybox")
+
+
+@needs_root
+def test_another_user_gets_a_user_namespace_and_is_root_in_it(image: object) -> None:
+    userland = Path(tempfile.mkdtemp(prefix="kit-userland-", dir="/tmp"))
+    try:
+        busybox_userland(userland)
+        done = subprocess.run([*AS_NOBODY, "env", f"HOME={userland}", *python(IN_A_CONTAINER),
+                               str(userland)], capture_output=True, text=True, timeout=60,
+                              check=False, cwd="/", stdin=subprocess.DEVNULL)
+    finally:
+        shutil.rmtree(userland)
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout)
+    assert seen["command"][4:6] == ["unshare", "--user"] and "--map-root-user" in seen["command"]
+    assert seen["inside"] == ["c-who", "0"] and seen["own_user_ns"]  # root in its own namespace
 
 
 # -- real containers --------------------------------------------------------------------------
@@ -109,6 +137,7 @@ def test_two_names_cannot_run_at_once(image: object) -> None:
         Container("c-twice").start()
 
 
+@pytest.mark.guest
 def test_the_container_reports_the_hosts_kernel_the_vm_its_own(image: object,
                                                                  guest_name: str) -> None:
     with Container("c-kernel") as box, kit.Guest(guest_name, memory_mb=64) as vm:

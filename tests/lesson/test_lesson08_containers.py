@@ -177,15 +177,41 @@ def test_where_containers_are_refused_the_lesson_says_why(
     monkeypatch.setenv(containers.NO_USERNS_ENV, "1")
     try:
         assert lesson8.containers_refused()
-        fails_with_hint(lesson8.own_box.verify(), "cannot start on this host")
+        refused = lesson8.own_box.verify()
+        fails_with_hint(refused, "cannot start on this host", containers.NO_USERNS_ENV)
+        assert refused.hint and f"Unset {containers.NO_USERNS_ENV}" in refused.hint  # what to do
+        assert "virtual-machine parts of the lesson still work" in refused.hint
         assert lesson8.solve_own_box() is None  # demo mode: the check says why, no crash
-        assert "refuses the kit's containers" in lesson8.readiness().value
+        by_hand = lesson8.unshare.verify()
+        assert by_hand.hint and "this host refuses containers" in by_hand.hint
+        ready = lesson8.readiness().value
+        assert "refuses the kit's containers" in ready and "What works all the same" in ready
         assert "No container runs yet" in lesson8.look().value
         with pytest.raises(kit.SetupError):  # the learner's commit: the widget's banner says it
             lesson8.start_time.commit(10)
         assert "not measured" in lesson8.memtotal.observe_in_demo().words  # demo: no failure
     finally:
         lesson8.stop_all()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="shows what root sees")
+def test_as_root_the_lessons_container_has_no_user_namespace_and_says_so(
+        image: object) -> None:
+    """Root makes the namespaces directly: the lesson says so, and shows the ones it has."""
+    lesson8.stop_all()
+    assert lesson8.containers_refused() is None
+    assert "You are root, so they need no user namespace" in lesson8.readiness().value
+    assert "-r" not in lesson8.unshare_command().split()
+    try:
+        started = lesson8.start_box()
+        running = lesson8.box()
+        assert running is not None and running.pid is not None and started.hostname == lesson8.BOX
+        assert lesson8.own_namespaces(running.pid) == ["pid", "mnt", "uts", "ipc", "net"]
+        stack = html.unescape(lesson8.stack_graph().source)
+        assert "namespaces: pid mnt uts ipc net\n" in stack
+    finally:
+        lesson8.stop_all()
+    assert containers.containers() == [] and our_leftovers() == []
 
 
 def test_the_quiz_gives_feedback_on_every_choice() -> None:
