@@ -208,8 +208,8 @@ class ScaleView(KitWidget):
         self.apply = widgets.Button(description="Scale", icon="arrows-v")
         self.status = widgets.HTML()
         self.table = widgets.HTML()
-        self.size_plot = widgets.Image(format="png")
-        self.speed_plot = widgets.Image(format="png")
+        self.size_plot = widgets.Image(format=plots.IMAGE_FORMAT)
+        self.speed_plot = widgets.Image(format=plots.IMAGE_FORMAT)
         self.apply.on_click(self._callback("scaling", self.scale))
         self._set_body(widgets.HBox([self.target, self.apply]), self.status, self.table,
                        widgets.HBox([self.size_plot, self.speed_plot]))
@@ -233,12 +233,12 @@ class ScaleView(KitWidget):
             return
         times = [0.0] + [c.at for c in _history]
         counts = [0] + [c.running for c in _history]
-        self.size_plot.value = plots.step_png(times, counts, title="instances running",
+        self.size_plot.value = plots.step_svg(times, counts, title="instances running",
                                               xlabel="seconds into the lesson",
                                               ylabel="instances")
         added = [c for c in _history if c.delta > 0]
         if added:
-            self.speed_plot.value = plots.bar_png(
+            self.speed_plot.value = plots.bar_svg(
                 [f"{c.what} ({n + 1})" for n, c in enumerate(added)],
                 [c.per_instance for c in added], title="seconds per instance added",
                 ylabel="seconds", color=plots.ORANGE)
@@ -336,8 +336,8 @@ class UtilizationView(KitWidget):
     def __init__(self) -> None:
         super().__init__("utilization")
         self.summary = widgets.HTML()
-        self.memory_plot = widgets.Image(format="png")
-        self.cpu_plot = widgets.Image(format="png")
+        self.memory_plot = widgets.Image(format=plots.IMAGE_FORMAT)
+        self.cpu_plot = widgets.Image(format=plots.IMAGE_FORMAT)
         button = widgets.Button(description="Measure again", icon="refresh")
         button.on_click(self._callback("measuring", self.measure))
         self.last: Utilization | None = None
@@ -352,10 +352,10 @@ class UtilizationView(KitWidget):
         found = measure_utilization(running)
         self.last = found
         ids = list(found.rss_mb)
-        self.memory_plot.value = plots.bar_png(
+        self.memory_plot.value = plots.bar_svg(
             ids, [found.rss_mb[k] for k in ids], title="host memory held by each guest",
             ylabel="MiB (QEMU resident)")
-        self.cpu_plot.value = plots.bar_png(
+        self.cpu_plot.value = plots.bar_svg(
             ids, [found.cpu_percent[k] for k in ids],
             title=f"CPU used by each guest ({CPU_SAMPLE_S:g} s)",
             ylabel="% of one host CPU", color=plots.ORANGE)

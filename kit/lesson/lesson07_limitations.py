@@ -167,11 +167,11 @@ def boot_rows(measured: list[stopwatch.BootPhases]) -> list[list[str]]:
     return rows
 
 
-def boots_png(measured: list[stopwatch.BootPhases]) -> bytes:
+def boots_svg(measured: list[stopwatch.BootPhases]) -> bytes:
     labels = [f"boot {i + 1}" for i in range(len(measured))]
     series = [(words, [b.durations()[name] for b in measured])
               for name, words in stopwatch.PHASES]
-    return plots.stacked_png(labels, series, title="where each boot's time went",
+    return plots.stacked_svg(labels, series, title="where each boot's time went",
                              ylabel="seconds (host clock)")
 
 
@@ -185,7 +185,7 @@ class StopwatchView(KitWidget):
         self.go.on_click(self._callback("timing boots", self.measure))
         self.status = widgets.HTML()
         self.table = widgets.HTML()
-        self.plot = widgets.Image(format="png")
+        self.plot = widgets.Image(format=plots.IMAGE_FORMAT)
         self._set_body(widgets.HBox([self.count, self.go]), self.status, self.table,
                        self.plot)
         _views.add(self)
@@ -207,7 +207,7 @@ class StopwatchView(KitWidget):
         note = ("<p>The kernel wrote to the serial port from its first message "
                 "(<code>earlycon</code>), so its first byte marks where QEMU's part ends.</p>")
         self.table.value = markup.text(markup.table(header, boot_rows(measured)) + note)
-        self.plot.value = boots_png(measured)
+        self.plot.value = boots_svg(measured)
 
 
 # -- one guest: its console and its footprint -----------------------------------------------
@@ -313,11 +313,11 @@ def cumulative(rss: list[float]) -> list[float]:
     return sums
 
 
-def crowd_png(costs: list[GuestCost]) -> bytes:
+def crowd_svg(costs: list[GuestCost]) -> bytes:
     xs = list(range(1, len(costs) + 1))
     held = cumulative([c.rss_mb for c in costs])
     given = cumulative([float(c.memory_mb) for c in costs])
-    return plots.line_png(xs, [("host memory held by their QEMUs (RSS)", held),
+    return plots.line_svg(xs, [("host memory held by their QEMUs (RSS)", held),
                                ("memory given to the guests (-m)", given)],
                           title="host memory as guests are added", xlabel="guests running",
                           ylabel="MiB")
@@ -336,7 +336,7 @@ class CrowdView(KitWidget):
         self.remove_button.on_click(self._callback("stopping a guest", self.remove))
         self.status = widgets.HTML()
         self.table = widgets.HTML()
-        self.plot = widgets.Image(format="png")
+        self.plot = widgets.Image(format=plots.IMAGE_FORMAT)
         self._set_body(widgets.HBox([self.add_button, self.remove_button]), self.status,
                        self.table, self.plot)
         _views.add(self)
@@ -372,7 +372,7 @@ class CrowdView(KitWidget):
             + f"<p>{len(costs)} guest(s) running, {kernels} different boot_id(s): "
             f"{kernels} kernel(s) booted. Together their QEMUs hold <b>{held[-1]:.0f} MiB"
             "</b> of host memory.</p>")
-        self.plot.value = crowd_png(costs)
+        self.plot.value = crowd_svg(costs)
         self.plot.layout.display = "block"
 
 
@@ -402,8 +402,8 @@ def footprints() -> dict[str, footprint.Footprint]:
     return {name: parts for name, parts in found.items() if parts is not None}
 
 
-def footprint_png(found: dict[str, footprint.Footprint]) -> bytes:
-    return plots.stacked_png(
+def footprint_svg(found: dict[str, footprint.Footprint]) -> bytes:
+    return plots.stacked_svg(
         list(found), [(part, [f.parts[part] for f in found.values()])
                       for part in footprint.PARTS],
         title="what holds each guest's host memory (QEMU RSS)", ylabel="MiB")
@@ -431,8 +431,8 @@ class SizesView(KitWidget):
         super().__init__("sizes")
         self.status = widgets.HTML()
         self.text = widgets.HTML()
-        self.plot = widgets.Image(format="png")
-        self.parts = widgets.Image(format="png")
+        self.plot = widgets.Image(format=plots.IMAGE_FORMAT)
+        self.parts = widgets.Image(format=plots.IMAGE_FORMAT)
         self.again = widgets.Button(description="Measure again", icon="refresh")
         self.again.on_click(self._callback("measuring", self.measure))
         self._set_body(self.again, self.status, self.text, self.plot, self.parts)
@@ -457,13 +457,13 @@ class SizesView(KitWidget):
         for image_widget, shown in ((self.plot, bool(costs)), (self.parts, bool(found))):
             image_widget.layout.display = "block" if shown else "none"
         if costs:
-            self.plot.value = plots.paired_bars_png(
+            self.plot.value = plots.paired_bars_svg(
                 [c.name for c in costs],
                 [("given (-m)", [c.memory_mb for c in costs]),
                  ("QEMU RSS", [c.rss_mb for c in costs])],
                 title="memory given to each guest, and what its QEMU holds (MiB)")
         if found:
-            self.parts.value = footprint_png(found)
+            self.parts.value = footprint_svg(found)
 
 
 # -- exercise 1: a boot phase in the console (console) ----------------------------------------

@@ -229,9 +229,9 @@ def compare_rows(sides: dict[str, Side]) -> list[list[str]]:
     return [*rows, host]
 
 
-def compare_png(sides: dict[str, Side]) -> bytes:
+def compare_svg(sides: dict[str, Side]) -> bytes:
     groups = [(s.kind, [s.ready_s * 1000, s.rss_mb]) for s in sides.values()]
-    return plots.paired_bars_png(["until it answers a command (ms)", "host memory, RSS (MiB)"],
+    return plots.paired_bars_svg(["until it answers a command (ms)", "host memory, RSS (MiB)"],
                                  groups, title="the same userland, two ways (log scale)",
                                  log=True)
 
@@ -304,7 +304,7 @@ class CompareView(KitWidget):
         self.status = widgets.HTML()
         self.table = widgets.HTML()
         self.stack = widgets.HTML()
-        self.plot = widgets.Image(format="png")
+        self.plot = widgets.Image(format=plots.IMAGE_FORMAT)
         self._set_body(self.go, self.status, self.table, self.stack, self.plot)
         _views.add(self)
         self.refresh()
@@ -324,7 +324,7 @@ class CompareView(KitWidget):
         header = ["", "ready after (s)", "RSS (MiB)", "USS (MiB)", "kernel (uname -r)",
                   "hostname", "its PID, inside", "host PID"]
         self.table.value = markup.text(markup.table(header, compare_rows(sides)))
-        self.plot.value = compare_png(sides)
+        self.plot.value = compare_svg(sides)
         self.plot.layout.display = "block"
 
 
