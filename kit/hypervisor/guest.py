@@ -175,7 +175,7 @@ class Guest:
         validate.check_memory(self.memory_mb, self._image.min_memory_mb)
         validate.check_host_ports_free(list(self.forwards))
         self.doors.check_before_start()
-        limits.check_room_for(self.name, self.memory_mb)
+        limits.check_room_for(self.name, self.memory_mb, self.cpus)
         self.accelerator = accelerator.accelerator_for(self.arch)
         self._take_name()
         self._reset_for_start()
