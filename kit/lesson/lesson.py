@@ -34,6 +34,7 @@ from kit.labs import containers
 from kit.lesson import catalog, progress
 from kit.lesson.checkpoint import Checkpoint
 from kit.lesson.prediction import Prediction
+from kit.lesson.projector import ProjectorToggle
 from kit.lesson.quiz import Quiz
 from kit.lesson.reset_control import ResetLesson
 from kit.view import markup
@@ -96,7 +97,7 @@ class Lesson:
         return progress.lesson_progress(self.number)
 
     def begin(self) -> widgets.VBox:
-        """The lesson's header, and a way to start afresh; notes that the lesson was opened."""
+        """The lesson's header, projector mode and a fresh start; notes the lesson was opened."""
         questions = [q.id for q in self.quiz.questions] if self.quiz else []
         note = ""
         try:
@@ -111,7 +112,9 @@ class Lesson:
             f"<b>Lesson {self.number}: {escape(self.info.title)}</b> · about "
             f"{self.info.minutes} minutes · {len(self.checkpoints)} checkpoints"
             f"<br><small>{escape(note)}</small></div>")
-        return widgets.VBox([header, ResetLesson(self.info.file)])
+        controls = widgets.HBox([ProjectorToggle(), ResetLesson(self.info.file)],
+                                layout=widgets.Layout(grid_gap="8px", flex_flow="row wrap"))
+        return widgets.VBox([header, controls])
 
     def summary_html(self) -> str:
         """What was done in this lesson: each checkpoint, and the quiz score."""

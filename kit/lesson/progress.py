@@ -231,6 +231,18 @@ def learner_seed() -> int:
     return seed[0]
 
 
+def projector() -> bool:
+    """Whether this learner (or presenter) last chose projector mode."""
+    return load().get("projector") is True
+
+
+def record_projector(on: bool) -> None:
+    def change(data: Data) -> None:
+        data["projector"] = on
+
+    _update(change)
+
+
 def record_answer(number: int, question_id: str, choice: int, correct: bool) -> None:
     """The learner's latest answer to a question, and how many answers they gave."""
     def change(entry: Data) -> None:

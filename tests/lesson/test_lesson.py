@@ -10,6 +10,7 @@ from kit.core.errors import InvalidInput
 from kit.core.incidents import RecordedErrors
 from kit.lesson import Checkpoint, Choice, Lesson, Question, Quiz, Verdict, beside, progress
 from kit.lesson import finish as finish_notebook
+from kit.lesson.projector import PROJECTOR_CSS, ProjectorToggle
 from kit.lesson.reset_control import ResetLesson
 
 
@@ -36,8 +37,10 @@ def test_duplicate_checkpoint_ids_are_refused() -> None:
 
 
 def test_begin_shows_the_header_and_notes_the_lesson() -> None:
-    header, reset = lesson().begin().children
+    header, controls = lesson().begin().children
     assert "Lesson 6: Advantages" in header.value and "2 checkpoints" in header.value
+    projector, reset = controls.children
+    assert isinstance(projector, ProjectorToggle) and not projector.toggle.value
     assert isinstance(reset, ResetLesson) and reset.notebook == "06-advantages.ipynb"
     noted = progress.lesson_progress(6)
     assert noted.opened and noted.checkpoint_ids == ("t-a", "t-b")
@@ -76,3 +79,14 @@ def test_the_last_cell_stops_containers_too() -> None:
     box.start()
     assert f"container {box.name}" in stop_lesson_guests()
     assert containers.containers() == [] and containers.leftover_processes() == []
+
+
+def test_projector_mode_enlarges_the_page_and_is_remembered() -> None:
+    first = ProjectorToggle()
+    assert first.sheet.value == ""
+    first.toggle.value = True  # a click
+    assert "--jp-content-font-size1" in first.sheet.value and progress.projector()
+    second = ProjectorToggle()  # the next lesson opens as the last was left
+    assert second.toggle.value and second.sheet.value == PROJECTOR_CSS
+    second.toggle.value = False
+    assert second.sheet.value == "" and not progress.projector()
