@@ -24,14 +24,18 @@ import re
 
 from kit.core.state import HYPERVISOR_ANSWERS
 from kit.guestos import images
-from kit.hypervisor import doctor, registry
+from kit.hypervisor import accelerator, doctor, registry
 from kit.hypervisor.guest import Guest
+from kit.lesson import setup
 from kit.lesson.checkpoint import Checkpoint, Verdict
 from kit.lesson.checks import eventually, find_guest, time_boot
 from kit.lesson.lesson import Lesson, ensure_running
 from kit.lesson.prediction import Prediction
 from kit.lesson.quiz import Choice, Question, Quiz
 from kit.lesson.setup import SetupCheck
+from kit.view import markup
+from kit.view.markup import escape
+from kit.widgets import host_view
 
 GUEST = "first"
 TIMER = "stopwatch"  # a throwaway guest the boot-time prediction times, when first is not up
@@ -55,7 +59,42 @@ def guest() -> Guest:
 
 def setup_check() -> SetupCheck:
     """The setup widget, wired to the lesson's guest."""
-    return SetupCheck(guest())
+    return WelcomeSetupCheck(guest())
+
+
+class WelcomeSetupCheck(SetupCheck):
+    """The setup check, with the accelerator's row in plain words.
+
+    A KVM that is present but fails here is no "✔ ok": the row says that
+    guests use TCG, slower but correct, and keeps QEMU's raw message (an
+    assertion deep in its KVM code, say) one click away.
+    """
+
+    def refresh(self) -> list[doctor.Check]:
+        found = super().refresh()
+        self.table.value = setup_table(found)
+        return found
+
+
+def setup_table(checks: list[doctor.Check]) -> str:
+    """The setup table: mark, what, what it is for, what was found here."""
+    return markup.table(["", "what", "what it is for", "found here"],
+                        [_setup_row(check) for check in checks])
+
+
+def _setup_row(check: doctor.Check) -> list[str]:
+    if check.name == "accelerator" and check.ok:
+        accel = accelerator.accelerator()
+        return [f'<span style="white-space:nowrap">'
+                f"{escape(host_view.accelerator_mark(accel))}</span>",
+                '<b style="white-space:nowrap">accelerator</b>',
+                escape(setup.WHAT_FOR["accelerator"]),
+                f"<b>{escape(accel.label)}</b>. {host_view.accelerator_html(accel)}"]
+    return [f'<span style="white-space:nowrap">{escape(setup.mark(check))}</span>',
+            f'<b style="white-space:nowrap">{escape(check.name)}</b>',
+            escape(setup.explain(check)),
+            escape(check.detail) + (f"<br><b>fix:</b> <code>{escape(check.fix)}</code>"
+                                    if check.fix and not check.ok else "")]
 
 
 def hypervisor_says() -> str:

@@ -103,7 +103,12 @@ def thread_name(pid: int, tid: int) -> str:
 
 
 class OneProcess(KitWidget):
-    """The guest as one host process: PID, threads (vCPUs marked), memory used vs given."""
+    """The guest as one host process: PID, threads (vCPUs marked), memory used vs given.
+
+    It looks again by itself each time the guest (or a new machine of the
+    same name) is up and running, and says so when it is not: its figures
+    never describe a machine that is gone.
+    """
 
     def __init__(self, guest: Guest) -> None:
         super().__init__("the machine as a process")
@@ -112,14 +117,22 @@ class OneProcess(KitWidget):
         self.summary = widgets.HTML()
         self.threads = widgets.HTML()
         self.look_button = widgets.Button(description="Look again", icon="refresh",
-                                          tooltip="Read the host's process table now")
+                                          tooltip="Read the host's process table now",
+                                          layout=widgets.Layout(width="auto"))
         self.look_button.on_click(self._callback("looking at the QEMU process", self.look))
         self._set_body(widgets.HTML(f"<b>Guest {escape(guest.name)}, seen from the host</b>"),
                        self.look_button, self.summary, self.threads)
+        self._look_while_running("looking at the QEMU process", self.look, self._not_running)
         if guest.state.hypervisor_answers:
             self._callback("looking at the QEMU process", self.look)()
         else:
-            self.summary.value = f"<i>Start guest {escape(guest.name)}, then press the button.</i>"
+            self._not_running()
+
+    def _not_running(self) -> None:
+        self.seen = None
+        self.threads.value = ""
+        self.summary.value = (f"<i>Guest {escape(self.guest.name)} is {self.guest.state}: it is "
+                              "no process now. Start it; this box looks again by itself.</i>")
 
     def look(self) -> MachineProcess:
         seen = self.seen = machine_process(self.guest)
@@ -252,9 +265,11 @@ class CommandExplained(KitWidget):
         self.guest = guest
         self.body = widgets.HTML()
         self.show_button = widgets.Button(description="Show the current command",
-                                          icon="terminal")
+                                          icon="terminal", layout=widgets.Layout(width="auto"))
         self.show_button.on_click(self._callback("showing the command", self.show))
         self._set_body(self.show_button, self.body)
+        # Each start builds the command anew (another size, another door): show that one.
+        self._follow_guest(guest, lambda state: self.show() if state == "booting" else None)
         self.show()
 
     def show(self) -> None:

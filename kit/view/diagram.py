@@ -19,6 +19,15 @@ Three promises shape the code:
   for colour-blind learners.
 - **Several diagrams on one page do not clash.**  Every element gets an
   ``id`` that starts with the diagram's ``graph_id``.
+- **Every word is readable.**  All text is :data:`FONT_SIZE` units tall, and
+  :func:`min_width_px` says how wide the picture must stay for that to be
+  at least :data:`MIN_TEXT_PX` CSS pixels; every label has at least 4.5:1
+  contrast against what is behind it, in the light palette and in its dark
+  twin (:mod:`kit.view.colours`), faded layers included: a layer is faded
+  by paler fills, borders and a grey text, never by translucency.
+- **It can be read without seeing it.**  :func:`describe` says in words what
+  the picture shows, and :func:`accessible` puts that in the SVG's
+  ``<title>`` and ``<desc>``.
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ import html
 import itertools
 import re
 import subprocess
+import textwrap
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -37,6 +47,8 @@ import graphviz
 from kit.core.errors import InvalidInput, KitError, SetupError
 from kit.core.state import GuestState
 from kit.hypervisor.doors import Opening
+from kit.view import colours
+from kit.view.markup import escape
 from kit.view.picture import (
     GuestSnapshot,
     HostSnapshot,
@@ -56,11 +68,19 @@ LAYER_TITLES = {
 INSTALL_HINT = "Install Graphviz, which draws the diagrams: sudo apt-get install graphviz"
 GRAPH_ID_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 FONT = "Helvetica"
+FONT_SIZE = 11  # every text, in SVG units; a picture shown at 1 px per unit has 11 px text
+MIN_TEXT_PX = 11  # the smallest text a learner should have to read, in CSS pixels
+PT_TO_PX = 4 / 3  # Graphviz sizes SVGs in points
 
 # Okabe-Ito: distinguishable with every common colour-vision deficiency.
 BLACK, ORANGE, SKY, GREEN = "#000000", "#E69F00", "#56B4E9", "#009E73"
 BLUE, VERMILLION, PURPLE, GREY = "#0072B2", "#D55E00", "#CC79A7", "#8C8C8C"
-FADED_ALPHA = "55"
+# The same hues dark enough for text on their own pale fills (4.5:1 and more).
+DARK_BLUE, DARK_GREEN, DARK_VERMILLION = "#00578A", "#00684C", "#A33F00"
+WHITE = "#FFFFFF"
+# A faded part: fills and borders this far toward white, its text this grey.
+FADE = 0.6
+FADED_TEXT = "#595959"
 
 
 @dataclass(frozen=True)
@@ -94,9 +114,9 @@ LOOKS: dict[str, Look] = {
     "booting": Look("◌", "booting", "filled,dotted", BLUE, "#DDF0FA", penwidth="2"),
     "crashed": Look("✖", "crashed", "filled,bold", VERMILLION, "#F5D7BF", penwidth="2.5",
                     peripheries="2"),
-    "stopped": Look("■", "stopped", "rounded,dotted", GREY, "#FFFFFF", fontcolor="#666666"),
+    "stopped": Look("■", "stopped", "rounded,dotted", GREY, WHITE, fontcolor="#595959"),
     "stopping": Look("◐", "stopping", "rounded,filled,dotted", PURPLE, "#F5E4ED", penwidth="2"),
-    "created": Look("○", "not started", "rounded,dashed", GREY, "#FFFFFF", fontcolor="#666666"),
+    "created": Look("○", "not started", "rounded,dashed", GREY, WHITE, fontcolor="#595959"),
 }
 _LOOK_TEXTS = tuple(state_look.text for state_look in LOOKS.values())
 LEGEND_STATES = ("running", "booting", "paused", "crashed", "stopping", "stopped", "created")
@@ -104,20 +124,20 @@ LEGEND_STATES = ("running", "booting", "paused", "crashed", "stopping", "stopped
 # What the hypervisor layer shows: the QEMU process lives on while its guest
 # is paused or crashed, which is itself a lesson.
 _PROCESS_LOOK = {"paused": "running", "crashed": "running", "created": "stopped"}
-_PROCESS_WORDS = {
-    "running": "process running, vCPUs running",
-    "booting": "process running, guest booting",
-    "paused": "process running, vCPUs ❚❚ stopped",
-    "crashed": "process running, guest ✖ panicked",
-    "stopping": "process ◐ shutting down",
-    "stopped": "■ no process",
-    "created": "○ no process yet",
+_PROCESS_WORDS = {  # two short lines each: the process, then what runs in it
+    "running": ("process running", "vCPUs running"),
+    "booting": ("process running", "guest booting"),
+    "paused": ("process running", "vCPUs ❚❚ stopped"),
+    "crashed": ("process running", "guest ✖ panicked"),
+    "stopping": ("process ◐ ending", "guest shutting down"),
+    "stopped": ("■ no process", "nothing runs"),
+    "created": ("○ no process yet", "nothing runs"),
 }
 
 
 def look(state: str) -> Look:
     """The look of ``state``; an unknown state is drawn plainly, with its own name."""
-    return LOOKS.get(state) or Look("?", state, "dashed", GREY, "#FFFFFF")
+    return LOOKS.get(state) or Look("?", state, "dashed", GREY, WHITE)
 
 
 def layers(snapshot: Snapshot, *, highlight: str | None = None,
@@ -175,6 +195,171 @@ def strip_prolog(svg: str) -> str:
 _COMMENT = re.compile(r"<!--.*?-->\n?", re.DOTALL)
 
 
+# -- size, words and theme ------------------------------------------------------
+
+_VIEWBOX = re.compile(r'viewBox="[-\d.]+ [-\d.]+ ([\d.]+) ([\d.]+)"')
+_FONT_SIZES = re.compile(r'font-size="([\d.]+)"')
+
+
+def viewbox_width(svg: str) -> float:
+    """The picture's width in its own units (Graphviz's points)."""
+    found = _VIEWBOX.search(svg)
+    if found is None:
+        raise ValueError("not a Graphviz SVG: it has no viewBox")
+    return float(found.group(1))
+
+
+def min_width_px(svg: str, min_text_px: float = MIN_TEXT_PX) -> float:
+    """The narrowest the picture may be shown for its smallest text to be ``min_text_px`` tall.
+
+    Shown narrower, a learner could not read it: a view gives the picture at
+    least this width, and scrolls sideways if the page is narrower still.
+    """
+    smallest = min((float(size) for size in _FONT_SIZES.findall(svg)), default=FONT_SIZE)
+    return viewbox_width(svg) * min_text_px / smallest
+
+
+def natural_width_px(svg: str) -> float:
+    """The width Graphviz meant (its points, in CSS pixels): there is no need to grow past it."""
+    return viewbox_width(svg) * PT_TO_PX
+
+
+def accessible(svg: str, graph_id: str, title: str, summary: str) -> str:
+    """The SVG as an image with a name (``title``) and a description (``summary``).
+
+    Screen readers read these instead of the hundred bits of text inside the
+    picture, which make no sense in document order.  Graphviz's own title
+    (the graph's name) is dropped: it would be the tooltip of the whole picture.
+    """
+    head = svg.find(">", svg.find("<svg")) + 1
+    if head <= 0:
+        raise ValueError("not an SVG")
+    ids = f"{graph_id}_title {graph_id}_desc"
+    opening = svg[:head].replace("<svg ", f'<svg role="img" aria-labelledby="{ids}" ', 1)
+    rest = svg[head:].replace(f"<title>{html.escape(graph_id)}</title>\n", "", 1)
+    return (f'{opening}\n<title id="{graph_id}_title">{escape(title)}</title>'
+            f'\n<desc id="{graph_id}_desc">{escape(summary)}</desc>{rest}')
+
+
+def describe(snapshot: Snapshot, highlight: str | None = None) -> str:
+    """What the picture of ``snapshot`` shows, in plain sentences (its text alternative)."""
+    host = snapshot.host
+    guests = snapshot.guests
+    names = ", ".join(g.name for g in guests)
+    lines = [f"The four layers of virtualization, {len(guests)} guest"
+             f"{'' if len(guests) == 1 else 's'}{': ' + names if guests else ''}."
+             + (f" The {LAYER_NAMES[highlight]} layer is highlighted." if highlight else "")]
+    lines.append(
+        f"Infrastructure: this host, {host.hostname}, {host.cpus} CPUs, "
+        f"{host.memory_total_mb} MiB memory ({host.memory_available_mb} MiB free); "
+        f"accelerator {host.accelerator_label}; KVM {host.kvm}.")
+    for guest in guests:
+        state = look(guest.state)
+        process = " ".join(_PROCESS_WORDS.get(guest.state, (guest.state,))).strip()
+        pid = f", process id {guest.pid}" if guest.pid is not None else ""
+        rss = f", holding {guest.rss_mb:.0f} MiB" if guest.rss_mb is not None else ""
+        lines.append(f"Hypervisor: QEMU for {guest.name}{pid}{rss}: {process}.")
+        vcpus = "vCPU" if guest.cpus == 1 else "vCPUs"
+        lines.append(f"Guest OS: {guest.name} runs Linux {guest.kernel or '?'} "
+                     f"({guest.arch}, {guest.memory_mb} MiB, {guest.cpus} {vcpus}): "
+                     f"{state.word}.")
+        for service in guest.services:
+            reach = (f", reached from the host at 127.0.0.1:{service.host_port}"
+                     if service.host_port else ", no door from the host")
+            lines.append(f"Application in {guest.name}: {service.name} on port "
+                         f"{service.guest_port}{reach}: {state.word}.")
+        for folder in guest.shared_folders:
+            mode = "writable" if folder.writable else "read-only"
+            lines.append(f"Shared folder of {guest.name}: {folder.host_path} on the host is "
+                         f"{folder.guest_path} in the guest, {mode}.")
+        for door in guest.other_doors:
+            lines.append(f"A {door.kind} door of {guest.name}: {door.words}.")
+    shown = {g.name for g in guests}
+    for link in snapshot.links:
+        if link.a in shown and link.b in shown:
+            lines.append(f"A network link joins {link.a} and {link.b}: "
+                         f"{'up' if link.up else 'down'}.")
+    if not guests:
+        lines.append("No guests yet: the hypervisor, guest OS and applications layers are "
+                     "empty.")
+    return "\n".join(lines)
+
+
+LAYER_NAMES = {"infrastructure": "infrastructure", "hypervisor": "hypervisor",
+               "guest": "guest OS", "applications": "applications"}
+LEGEND_LINES = (  # (CSS line sample, colour, words)
+    ("solid", GREY, "runs on"),
+    ("solid", BLUE, "door: host port → guest"),
+    ("solid", PURPLE, "→ shared folder, read-only; ↔ writable"),
+    ("solid", GREEN, "●—● link up"),
+    ("dashed", VERMILLION, "●- -● link down"),
+)
+
+
+def state_class(state: str) -> str:
+    """The CSS class :func:`state_css` styles ``state`` with."""
+    return f"kit-state-{state if state in LOOKS else 'unknown'}"
+
+
+def state_css(scope: str = "", states: tuple[str, ...] | None = None) -> str:
+    """CSS for HTML swatches of ``states`` (default: all), as the diagram draws them.
+
+    A badge or a legend entry with :func:`state_class` looks like the
+    diagram's box of that state: same fill, border style and text colour,
+    and the dark twins of them under JupyterLab's dark theme.
+    """
+    rules = []
+    chosen = [*LOOKS, "unknown"] if states is None else [
+        state if state in LOOKS else "unknown" for state in states]
+    for state in dict.fromkeys(chosen):
+        state_look = LOOKS.get(state) or look("?")
+        cls = f"{scope} .{state_class(state)}".strip()
+        fill = state_look.fillcolor.split(":")
+        for palette, paint in (("", lambda c: c), (colours.DARK_SELECTOR, colours.dark)):
+            stripes = ",".join(paint(c) for c in fill[:2])
+            background = (f"repeating-linear-gradient(135deg,{stripes.split(',')[0]} 0 6px,"
+                          f"{stripes.split(',')[1]} 6px 12px)" if len(fill) > 1
+                          else paint(fill[0]))
+            rules.append(f"{palette} {cls}{{background:{background};"
+                         f"border-color:{paint(state_look.color)};"
+                         f"color:{paint(state_look.fontcolor)}}}".strip())
+    return "\n".join(rules)
+
+
+def _css_border(state_look: Look) -> str:
+    if state_look.peripheries != "1":
+        kind = "double"
+    else:
+        kind = next((k for k in ("dotted", "dashed") if k in state_look.style), "solid")
+    # Width and style only: the colour comes from state_css (a shorthand would reset it).
+    return f"border-width:{'4px' if kind == 'double' else '2px'};border-style:{kind}"
+
+
+def swatch(state: str, text: str | None = None, *, role: str = "") -> str:
+    """A state's mark and word in a box styled like the diagram's (see :func:`state_css`)."""
+    state_look = look(state)
+    role_attr = f' role="{role}"' if role else ""
+    return (f'<span{role_attr} class="{state_class(state)}" style="display:inline-block;'
+            f"padding:1px 10px;border-radius:12px;{_css_border(state_look)};"
+            f'font-weight:bold">{escape(text or state_look.text)}</span>')
+
+
+def legend_html() -> str:
+    """The diagram's legend, as page text under the picture: it wraps, and never shrinks.
+
+    Drawn inside the SVG, it took a third of the picture's width and was
+    scaled down with it.
+    """
+    states = " ".join(swatch(state) for state in LEGEND_STATES)
+    lines = " ".join(
+        f'<span style="white-space:nowrap;margin-right:12px"><span aria-hidden="true" '
+        f'style="display:inline-block;width:2.2em;vertical-align:middle;'
+        f'border-top:3px {style} {colour}"></span> {escape(words)}</span>'
+        for style, colour, words in LEGEND_LINES)
+    return (f'<div class="kit-diagram-legend" style="line-height:2;font-size:12px">'
+            f"<b>Legend</b> {states}<br>{lines}</div>")
+
+
 # -- checks -----------------------------------------------------------------
 
 
@@ -200,10 +385,10 @@ def check_highlight(highlight: str | None) -> str | None:
 # -- labels -------------------------------------------------------------------
 
 
-def _label(title: str, *lines: str, size: int = 10) -> str:
-    """An HTML-like label: a bold title, then smaller detail lines."""
+def _label(title: str, *lines: str) -> str:
+    """An HTML-like label: a bold title, then detail lines, all of one readable size."""
     parts = [f"<B>{html.escape(title)}</B>"]
-    parts += [f'<FONT POINT-SIZE="{size}">{html.escape(line)}</FONT>' for line in lines]
+    parts += [html.escape(line) for line in lines]
     return "<" + '<BR ALIGN="CENTER"/>'.join(parts) + ">"
 
 
@@ -211,18 +396,24 @@ def _mib(value: float | None) -> str:
     return "—" if value is None else f"{value:.0f} MiB"
 
 
+HOST_LINE_CHARS = 26  # the host's long lines (its CPU model) wrap here: the box stays narrow
+
+
 def _host_lines(host: HostSnapshot, free_mb: int) -> tuple[str, list[str]]:
+    name, _, how = host.accelerator_label.partition(" (")
     return (f"this host: {host.hostname}",
-            [host.cpu_model,
-             f"{host.cpus} CPUs · {host.memory_total_mb} MiB memory, {free_mb} MiB free",
-             f"accelerator: {host.accelerator_label}", f"KVM: {host.kvm}"])
+            [*textwrap.wrap(host.cpu_model, HOST_LINE_CHARS),
+             f"{host.cpus} CPUs · {host.memory_total_mb} MiB memory",
+             f"{free_mb} MiB free",
+             f"accelerator: {name}", *([f"({how}"] if how else []), f"KVM: {host.kvm}"])
 
 
 def _host_node(host: HostSnapshot) -> dict[str, str]:
     """The host's label, in a box sized for the most free memory it could show."""
     title, lines = _host_lines(host, host.memory_available_mb)
     _, widest = _host_lines(host, host.memory_total_mb)
-    return {"label": _label(title, *lines), **_box_size("running", 5, title, *widest)}
+    return {"label": _label(title, *lines),
+            **_box_size("running", len(lines) + 1, title, *widest)}
 
 
 def _qemu_label(guest: GuestSnapshot) -> str:
@@ -232,7 +423,7 @@ def _qemu_label(guest: GuestSnapshot) -> str:
         f"QEMU · {guest.name}",
         f"PID {pid} · {(guest.accelerator or '—').upper()}",
         f"RSS {_mib(guest.rss_mb)} · {threads} threads",
-        _PROCESS_WORDS.get(guest.state, guest.state),
+        *_PROCESS_WORDS.get(guest.state, (guest.state, "")),
     )
 
 
@@ -244,10 +435,9 @@ def _os_lines(guest: GuestSnapshot) -> tuple[str, list[str]]:
 
 
 def _service_lines(service: Service, state: str) -> tuple[str, list[str]]:
-    reach = (f"{service.name} :{service.guest_port} ← 127.0.0.1:{service.host_port}"
-             if service.host_port else f"{service.name} :{service.guest_port}")
-    door = "through a door from the host" if service.host_port else "no door from the host"
-    return reach, [door, look(state).text]
+    door = (f"door: 127.0.0.1:{service.host_port}" if service.host_port
+            else "no door from the host")
+    return f"{service.name} :{service.guest_port}", [door, look(state).text]
 
 
 def _box_size(state: str, lines: int, title: str, *details: str) -> dict[str, str]:
@@ -258,10 +448,28 @@ def _box_size(state: str, lines: int, title: str, *details: str) -> dict[str, st
     keeps its size, and so the whole layout, the same when its state changes.
     A double border (crashed) is drawn outside the size: it is taken off.
     """
-    width = max(len(title) * 0.105, max(map(len, details), default=0) * 0.08) + 0.4
-    height = 0.139 * lines + 0.25
+    width = max(len(title) * 0.094, max(map(len, details), default=0) * 0.083) + 0.3
+    height = 0.16 * lines + 0.24
     ring = (int(look(state).peripheries) - 1) * 8 / 72
     return {"width": f"{width - ring:.3f}", "height": f"{height - ring:.3f}"}
+
+
+DOOR_LINE_CHARS, DOOR_LINES = 22, 6  # a door's own words, wrapped: open or closed, one size
+
+
+def _other_door_box(door: Opening) -> dict[str, str]:
+    """A door of a kind the diagram has no drawing for: its words wrapped into a fixed box.
+
+    Its words change when it opens or closes (and may be long); wrapped
+    into :data:`DOOR_LINES` lines of :data:`DOOR_LINE_CHARS` characters, in
+    a box sized for that, the door keeps its size and the layout stays put.
+    """
+    lines = textwrap.wrap(door.words, DOOR_LINE_CHARS) or [""]
+    if len(lines) > DOOR_LINES:
+        lines = [*lines[:DOOR_LINES - 1], lines[DOOR_LINES - 1] + " …"]
+    title = f"{door.kind} door"
+    return {"label": _label(title, *lines),
+            **_box_size("running", DOOR_LINES + 1, title, "m" * DOOR_LINE_CHARS)}
 
 
 def _door_label(service: Service) -> str:
@@ -286,8 +494,10 @@ class _Drawing:
     def draw(self, snapshot: Snapshot) -> graphviz.Digraph:
         graph = graphviz.Digraph(
             name=self.gid, graph_attr=self._graph_attrs(),
-            node_attr={"shape": "box", "fontname": FONT, "fontsize": "11", "margin": "0.12,0.06"},
-            edge_attr={"fontname": FONT, "fontsize": "9", "color": GREY, "arrowsize": "0.6"},
+            node_attr={"shape": "box", "fontname": FONT, "fontsize": str(FONT_SIZE),
+                       "fontcolor": BLACK, "margin": "0.1,0.05"},
+            edge_attr={"fontname": FONT, "fontsize": str(FONT_SIZE), "fontcolor": BLACK,
+                       "color": GREY, "arrowsize": "0.6"},
         )
         with self._layer(graph, "infrastructure") as infra:
             with _row(infra) as row:
@@ -301,12 +511,12 @@ class _Drawing:
                     with self._layer(guest_os, "applications") as apps, _row(apps) as row:
                         self._applications(row, snapshot)
         self._edges(graph, snapshot)
-        self._legend(graph)
         return graph
 
     def _graph_attrs(self) -> dict[str, str]:
-        return {"id": self.gid, "rankdir": "BT", "fontname": FONT, "fontsize": "11",
-                "nodesep": "0.25", "ranksep": "0.45", "bgcolor": "#FFFFFF", "pad": "0.15",
+        # No background of its own: the page's shows (white, or JupyterLab Dark's).
+        return {"id": self.gid, "rankdir": "BT", "fontname": FONT, "fontsize": str(FONT_SIZE),
+                "nodesep": "0.16", "ranksep": "0.4", "bgcolor": "transparent", "pad": "0.05",
                 "labeljust": "l", "newrank": "true",
                 # A second crossing pass across clusters ignores the flat ordering edges.
                 "remincross": "false"}
@@ -320,8 +530,9 @@ class _Drawing:
     def _layer(self, parent: graphviz.Digraph, layer: str) -> Iterator[graphviz.Digraph]:
         # Under rankdir=BT, "t" puts a cluster's label at its bottom: beside its own row.
         # Every attribute is set on every layer: a nested cluster inherits its parent's.
-        attrs = {"id": self._id("layer", layer), "label": LAYER_TITLES[layer],
-                 "labelloc": "t", "style": "filled", "margin": "10", "fontname": FONT}
+        title = html.escape(LAYER_TITLES[layer])
+        attrs = {"id": self._id("layer", layer), "label": f"<<B>{title}</B>>",
+                 "labelloc": "t", "style": "filled", "margin": "7", "fontname": FONT}
         attrs.update(self._layer_emphasis(layer))
         with parent.subgraph(name=f"cluster_{layer}", graph_attr=attrs) as cluster:
             yield cluster
@@ -334,9 +545,9 @@ class _Drawing:
                     "fontcolor": "#333333"}
         if layer == self.highlight:
             return {"color": BLUE, "fillcolor": "#E3F0F8", "penwidth": "3.5",
-                    "fontcolor": BLUE, "fontname": f"{FONT} Bold"}
-        return {"color": "#D0D0D0", "fillcolor": "#FDFDFD", "penwidth": "1",
-                "fontcolor": "#B0B0B0"}
+                    "fontcolor": DARK_BLUE}
+        return {"color": "#C4C4C4", "fillcolor": "#FCFCFC", "penwidth": "1",
+                "fontcolor": FADED_TEXT}
 
     def _node(self, graph: graphviz.Digraph, name: str, layer: str,
               **attrs: str) -> None:
@@ -348,7 +559,7 @@ class _Drawing:
     def _infrastructure(self, graph: graphviz.Digraph, snapshot: Snapshot) -> None:
         """The host, and the host's ends of the doors and folders."""
         self._node(graph, "host", "infrastructure", **_host_node(snapshot.host),
-                   style="filled", color=BLACK, fillcolor="#FFFFFF", penwidth="1.5")
+                   style="filled", color=BLACK, fillcolor=WHITE, penwidth="1.5")
         for guest in snapshot.guests:
             for service in _doors(guest):
                 self._door(graph, guest, service)
@@ -358,9 +569,9 @@ class _Drawing:
                            color=PURPLE, fillcolor="#F5E4ED", penwidth="1.5")
             for door in guest.other_doors:
                 self._node(graph, _other_door_node(guest, door), "infrastructure",
-                           label=_label(f"{door.kind} door", door.words), shape="box",
+                           **_other_door_box(door), shape="box",
                            style="rounded,filled" if door.is_open else "rounded,dotted",
-                           color=BLUE if door.is_open else GREY, fillcolor="#FFFFFF",
+                           color=BLUE if door.is_open else GREY, fillcolor=WHITE,
                            penwidth="1.5")
 
     def _door(self, graph: graphviz.Digraph, guest: GuestSnapshot, service: Service) -> None:
@@ -368,7 +579,7 @@ class _Drawing:
         self._node(graph, _door_node(guest, service), "infrastructure",
                    label=_door_label(service), shape="box",
                    style="rounded,filled" if open_ else "rounded,dotted",
-                   color=BLUE if open_ else GREY, fillcolor="#DDEBF5" if open_ else "#FFFFFF",
+                   color=BLUE if open_ else GREY, fillcolor="#DDEBF5" if open_ else WHITE,
                    penwidth="1.5")
 
     def _hypervisor(self, graph: graphviz.Digraph, snapshot: Snapshot) -> None:
@@ -377,8 +588,9 @@ class _Drawing:
                               "no guests yet: kit.Guest('web1').start() starts one")
         for guest in snapshot.guests:
             state = _PROCESS_LOOK.get(guest.state, guest.state)
-            size = _box_size(state, 4, f"QEMU · {guest.name}", "PID 4194304 · TCG",
-                             "RSS 99999 MiB · 999 threads", *_PROCESS_WORDS.values())
+            size = _box_size(state, 5, f"QEMU · {guest.name}", "PID 4194304 · TCG",
+                             "RSS 9999 MiB · 99 threads",
+                             *itertools.chain.from_iterable(_PROCESS_WORDS.values()))
             self._node(graph, _qemu_node(guest), "hypervisor", label=_qemu_label(guest),
                        **size, **look(state).attrs())
 
@@ -402,8 +614,7 @@ class _Drawing:
                            label=_label(title, *details), **size, **look(guest.state).attrs())
 
     def _placeholder(self, graph: graphviz.Digraph, name: str, layer: str, text: str) -> None:
-        self._node(graph, name, layer, label=text, shape="plaintext", fontcolor="#666666",
-                   fontsize="10")
+        self._node(graph, name, layer, label=text, shape="plaintext", fontcolor=FADED_TEXT)
 
     # -- edges --
 
@@ -481,53 +692,17 @@ class _Drawing:
                        arrowtail="normal" if both and step == 0 else "none", **attrs)
 
     def _link_edge(self, graph: graphviz.Digraph, link: LinkPicture) -> None:
+        # A label of one fixed size, up or down: dot makes room for it between the
+        # two guests (an xlabel would sit on their boxes), and nothing moves.
+        words = "link up" if link.up else "✖ link down"
+        label = ('<<TABLE BORDER="0" CELLPADDING="0" CELLSPACING="0" FIXEDSIZE="TRUE" '
+                 f'WIDTH="90" HEIGHT="18"><TR><TD>{words}</TD></TR></TABLE>>')
         graph.edge(f"os/{link.a}", f"os/{link.b}", id=self._id("link", link.a, link.b),
-                   xlabel=" link up " if link.up else " ✖ link down ", dir="both",
+                   label=label, dir="both",
                    arrowhead="dot", arrowtail="dot", constraint="false",
                    style="solid" if link.up else "dashed", penwidth="2" if link.up else "1.5",
                    color=GREEN if link.up else VERMILLION,
-                   fontcolor="#00684C" if link.up else VERMILLION)
-
-    # -- legend --
-
-    def _legend(self, graph: graphviz.Digraph) -> None:
-        attrs = {"id": self._id("legend"), "label": "LEGEND", "labelloc": "b", "style": "rounded",
-                 "color": "#999999", "fontcolor": "#333333", "fontsize": "10", "margin": "8"}
-        with graph.subgraph(name="cluster_legend", graph_attr=attrs) as legend:
-            entries = [*(f"legend/{state}" for state in LEGEND_STATES), "legend/lines"]
-            rows = [entries[i:i + 2] for i in range(0, len(entries), 2)]
-            for row in rows:
-                with legend.subgraph(graph_attr={"rank": "same"}) as same:
-                    for entry in row:
-                        self._legend_entry(same, entry.split("/")[1])
-                    if len(row) == 2:
-                        same.edge(row[0], row[1], style="invis",
-                                  id=self._id("legend", "row", row[1].split("/")[1]))
-        for high, low in itertools.pairwise(rows):  # top to bottom, column by column
-            for top, bottom in zip(high, low, strict=False):
-                graph.edge(bottom, top, style="invis",
-                           id=self._id("legend", "order", top.split("/")[1]))
-
-    def _legend_entry(self, graph: graphviz.Digraph, entry: str) -> None:
-        if entry == "lines":
-            graph.node("legend/lines", id=self._id("legend", "lines"), shape="plaintext",
-                       fontsize="9", label=_LEGEND_LINES)
-            return
-        state_look = look(entry)
-        graph.node(f"legend/{entry}", id=self._id("legend", entry), label=state_look.text,
-                   fontsize="10", width="1.3", height="0.3", **state_look.attrs())
-
-
-_LEGEND_LINES = (
-    '<<TABLE BORDER="0" CELLSPACING="1" CELLPADDING="1">'
-    '<TR><TD ALIGN="LEFT">—— runs on</TD></TR>'
-    '<TR><TD ALIGN="LEFT"><FONT COLOR="#0072B2">━━ door: host port → guest</FONT></TD></TR>'
-    '<TR><TD ALIGN="LEFT"><FONT COLOR="#CC79A7">→ shared folder, read-only</FONT></TD></TR>'
-    '<TR><TD ALIGN="LEFT"><FONT COLOR="#CC79A7">↔ shared folder, writable</FONT></TD></TR>'
-    '<TR><TD ALIGN="LEFT"><FONT COLOR="#009E73">●—● link up</FONT></TD></TR>'
-    '<TR><TD ALIGN="LEFT"><FONT COLOR="#D55E00">●- -● link down</FONT></TD></TR>'
-    "</TABLE>>"
-)
+                   fontcolor=DARK_GREEN if link.up else DARK_VERMILLION)
 
 
 # -- names and helpers ----------------------------------------------------------
@@ -584,15 +759,19 @@ def _process_alive(state: str) -> bool:
 
 
 def _faded(attrs: dict[str, str]) -> dict[str, str]:
-    """The same attributes with translucent colours: present but in the background."""
+    """The same attributes, paler: present but in the background, and still readable.
+
+    Fills and borders are mixed toward white (:data:`FADE`); the text turns
+    a grey that keeps 4.5:1 against the paler fill.  Nothing is translucent.
+    """
     faded = dict(attrs)
-    for key in ("color", "fillcolor", "fontcolor"):
+    for key in ("color", "fillcolor"):
         if key in faded:
-            faded[key] = ":".join(_translucent(c) for c in faded[key].split(":"))
-    faded.setdefault("fontcolor", BLACK + FADED_ALPHA)
-    faded.setdefault("color", BLACK + FADED_ALPHA)
+            faded[key] = ":".join(_paler(c) for c in faded[key].split(":"))
+    faded.setdefault("color", _paler(BLACK))
+    faded["fontcolor"] = FADED_TEXT
     return faded
 
 
-def _translucent(colour: str) -> str:
-    return colour + FADED_ALPHA if re.fullmatch(r"#[0-9A-Fa-f]{6}", colour) else colour
+def _paler(colour: str) -> str:
+    return colours.mix(colour, WHITE, FADE) if colours.HEX.match(colour) else colour

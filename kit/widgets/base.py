@@ -53,7 +53,7 @@ class Working:
         return time.monotonic() - self.started
 
     def done(self, text: str) -> None:
-        self.status.value = (f'<small style="color:#555">{markup.inline(text)} '
+        self.status.value = (f'<small style="color:{markup.QUIET_TEXT}">{markup.inline(text)} '
                              f'({time.strftime("%H:%M:%S")})</small>')
 
 
@@ -115,7 +115,8 @@ class ErrorBanner(widgets.HBox):  # type: ignore[misc]
         what, fix = describe_error(error)
         self.text = f"{what}\nWhat to do: {fix}"
         self.message.value = (
-            '<div style="background:#fdecea;color:#222;padding:4px 6px">'
+            f'<div style="background:{markup.ERROR_BACKGROUND};color:{markup.TEXT};'
+            'padding:4px 6px">'
             f"<b>⚠ Problem:</b> {escape(what)}<br><b>What to do:</b> {escape(fix)}"
             f"{_details(error)}</div>"
         )
@@ -201,14 +202,66 @@ class KitWidget(widgets.VBox):  # type: ignore[misc]
         self._cleanups.append(cleanup)
 
     def _follow_guest(self, guest: Guest, on_change: Callable[[str], None]) -> None:
-        """Call ``on_change(state)`` (guarded) on each state change of ``guest``."""
+        """Call ``on_change(state)`` (guarded) on each state change of ``guest``.
+
+        The machine is followed by its name: when a new guest of the same name
+        starts (``kit.Guest("mine", memory_mb=..., replace=True).start()``
+        makes the machine again), the new one is followed from then on, and
+        if it replaces the widget's own ``guest``, that becomes the new one
+        too (:meth:`_adopt`).  So a panel, a console or a table never goes
+        on showing a machine that is gone beside a diagram that shows its
+        successor.
+        """
         guarded = self._guarded("following the guest's state", on_change)
+        followed = [guest]
 
         def listener(changed: Guest, state: str) -> None:
-            if changed is guest:
-                guarded(state)
+            current = followed[0]
+            if changed is not current:
+                if not replaces(changed, current):
+                    return
+                followed[0] = changed
+                if getattr(self, "guest", None) is current:
+                    self._adopt(changed)
+            guarded(state)
 
         self._on_close(registry.subscribe(listener))
+
+    def _look_while_running(self, what: str, look: Callable[[], object],
+                            idle: Callable[[], object]) -> None:
+        """Keep figures only a running guest can give (its processes, its memory) current.
+
+        Each time the widget's guest, or a new machine of its name, is up
+        and running, ``look`` runs again, off the kit loop (it may ask QMP or
+        the agent); when the guest has no process any more, ``idle`` says so.
+        The figures never describe a machine that is gone, beside a diagram
+        that already shows its successor.  A guest that goes away while
+        ``look`` runs is no failure: ``idle`` is shown instead.
+        """
+        def looked() -> None:
+            try:
+                look()
+            except Exception:
+                if self.guest.state.hypervisor_answers:
+                    raise
+                idle()
+
+        def on_state(state: str) -> None:
+            if state == "running":
+                self._in_background(what, looked)
+            elif not self.guest.state.hypervisor_answers:
+                idle()
+
+        self._follow_guest(self.guest, on_state)
+
+    def _adopt(self, guest: Guest) -> None:
+        """Follow ``guest``, a new machine that took the name of the one shown.
+
+        Runs on the kit loop thread, before the state change is shown;
+        subclasses that keep more of the old guest than ``self.guest``
+        extend it.
+        """
+        self.guest = guest
 
     def close(self) -> None:
         """Let go of every listener, then close this widget and the ones it made."""
@@ -232,6 +285,16 @@ def close_tree(children: tuple[widgets.Widget, ...]) -> None:
 
 
 # -- helpers -------------------------------------------------------------------------
+
+
+def replaces(new: Guest, old: Guest) -> bool:
+    """True if ``new`` is another machine that now holds the name ``old`` had.
+
+    Names are unique among live guests: a live guest of the same name that
+    is not ``old`` was made to replace it (``replace=True``), or was started
+    after ``old`` stopped.
+    """
+    return new is not old and new.name == old.name and registry.get(new.name) is new
 
 
 def resolve_guest(guest: Guest | str) -> Guest:
@@ -264,6 +327,37 @@ def on_loop(fn: Callable[[], T], timeout: float = 5.0) -> T:
         return fn()
 
     return kitloop.call(run(), timeout)
+
+
+class LogView(widgets.HTML):  # type: ignore[misc]
+    """Text that keeps arriving (a console, a log), with its newest line in view.
+
+    The widget's own element is the box that scrolls: a fixed maximum
+    height, ``overflow: auto``, and its content in a reversed flex column, so
+    the browser opens it at the bottom and keeps the bottom in view as text
+    is added, without any script.  That element survives every update (only
+    its content is replaced), so a learner who scrolled up to read is not
+    thrown back to the bottom when new text comes: the box keeps its
+    distance from the newest line.  Inside, :func:`kit.view.markup.plain_text`
+    is told not to scroll by itself (JupyterLab gives every output ``pre``
+    ``overflow: auto``, which made the inner block the scroller, opened at
+    its top).
+    """
+
+    def __init__(self, max_height: str = "16em", text: str = "") -> None:
+        super().__init__(layout=widgets.Layout(
+            max_height=max_height, overflow="auto", flex_flow="column-reverse",
+            border=f"1px solid {markup.BORDER}", width="auto"))
+        self.style.background = markup.CODE_BACKGROUND
+        self.style.text_color = markup.TEXT
+        self.add_class("kit-log")
+        self.text = ""
+        self.show(text)
+
+    def show(self, text: str) -> None:
+        """Show ``text`` (plain, escaped here) in place of what was shown."""
+        self.text = text
+        self.value = markup.plain_text(text)
 
 
 class Throttle:

@@ -79,7 +79,8 @@ class CommandForm:
             placeholder="choose or type a command", ensure_option=False,
             description="command", layout=widgets.Layout(width="24em"))
         self.send_button = widgets.Button(description=f"send to {target}", icon="paper-plane",
-                                          button_style="primary")
+                                          button_style="primary",
+                                          layout=widgets.Layout(width="auto"))
         self.about = widgets.HTML()
         self.arguments = widgets.Textarea(
             placeholder='arguments as a JSON object, e.g. {"name": "value"}; empty for none',
@@ -90,7 +91,8 @@ class CommandForm:
         self._chosen()
         column = widgets.Layout(flex="1 1 0", min_width="16em")
         self.box = widgets.VBox([
-            widgets.HBox([self.command, self.send_button]),
+            widgets.HBox([self.command, self.send_button],
+                         layout=widgets.Layout(flex_flow="row wrap")),
             self.about,
             self.arguments,
             widgets.HBox([

@@ -17,8 +17,8 @@ import ipywidgets as widgets
 from kit.core.errors import GuestNotRunning
 from kit.hypervisor.console import Console
 from kit.hypervisor.guest import Guest
-from kit.view.markup import escape, pre
-from kit.widgets.base import KitWidget, Throttle, on_enter, on_loop, resolve_guest
+from kit.view.markup import escape
+from kit.widgets.base import KitWidget, LogView, Throttle, on_enter, on_loop, resolve_guest
 
 MAX_CHARS = 32_000
 UPDATES_PER_SECOND = 10
@@ -65,7 +65,7 @@ class ConsoleView(KitWidget):
         self.heading = widgets.HTML(
             f"<b>Serial console of {escape(self.guest.name)}</b> "
             "<small>(what the guest prints on its first serial port, ttyS0)</small>")
-        self.screen = widgets.HTML()
+        self.screen = LogView(self._height)
         self.input = widgets.Text(placeholder="type a command for the guest's shell, then Enter",
                                   layout=widgets.Layout(flex="1 1 auto", width="auto"))
         self.send_button = widgets.Button(description="send", icon="level-down",
@@ -139,4 +139,4 @@ class ConsoleView(KitWidget):
             text = self._text
         if not text:
             text = f"(nothing yet: guest {self.guest.name} is {self.guest.state})"
-        self.screen.value = pre(text, self._height, stick_to_bottom=True)
+        self.screen.show(text)

@@ -20,7 +20,8 @@ class Dashboard(KitWidget):
 
     ``highlight`` names a layer for the diagram to emphasise (see
     :class:`LiveDiagram`).  On a narrow page the two halves wrap, one above
-    the other.
+    the other, and the console keeps its newest line in view
+    (:class:`kit.widgets.base.LogView`).
     """
 
     def __init__(self, guest: Guest | str, highlight: str | None = None) -> None:
@@ -30,7 +31,9 @@ class Dashboard(KitWidget):
         self.panel = GuestPanel(self.guest)
         self.console = ConsoleView(self.guest, height="16em")
         half = {"flex": "1 1 28em", "min_width": "22em"}
-        self.diagram.layout.flex, self.diagram.layout.min_width = half["flex"], half["min_width"]
+        # The diagram sets its own minimum width (the one its text stays readable at):
+        # when the page cannot give both halves that much, the row wraps.
+        self.diagram.layout.flex = half["flex"]
         self._set_body(widgets.HBox(
             [self.diagram, widgets.VBox([self.panel, self.console], layout=widgets.Layout(**half))],
             layout=widgets.Layout(flex_flow="row wrap", align_items="flex-start",

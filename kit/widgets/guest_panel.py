@@ -19,7 +19,7 @@ from kit.core import validate
 from kit.core.state import GuestState
 from kit.guestos import images
 from kit.hypervisor.guest import Guest
-from kit.view.diagram import Look, look
+from kit.view.diagram import state_css, swatch
 from kit.view.markup import escape, pre
 from kit.widgets.base import KitWidget, Throttle, resolve_guest
 
@@ -57,34 +57,13 @@ def allowed_actions(state: str, busy: bool) -> frozenset[str]:
 def badge_html(state: str) -> str:
     """The state as the diagram's legend draws it: mark and word first, colour last.
 
-    The look comes from :func:`kit.view.diagram.look`, so the badge and the diagram
-    beside it always agree; the mark, the word and the border style make it
-    readable in greyscale and without telling colours apart.
+    The look comes from :mod:`kit.view.diagram` (its fill, border style and
+    text colour, and their dark twins under a dark theme), so the badge and
+    the diagram beside it always agree; the mark, the word and the border
+    style make it readable in greyscale and without telling colours apart.
     """
-    lk = look(state)
-    return (
-        f'<span role="status" style="display:inline-block;padding:1px 10px;border-radius:12px;'
-        f"background:{_css_fill(lk.fillcolor)};border:{_css_border(lk)};color:{lk.fontcolor};"
-        f'font-weight:bold">{escape(lk.text)}</span>'
-    )
-
-
-def _css_fill(fill: str) -> str:
-    """Graphviz stripes ("a:b:a:b") become CSS stripes; a plain colour stays."""
-    colours = fill.split(":")
-    if len(colours) < 2:
-        return fill
-    a, b = colours[:2]
-    return f"repeating-linear-gradient(135deg,{a} 0 6px,{b} 6px 12px)"
-
-
-def _css_border(lk: Look) -> str:
-    if lk.peripheries != "1":
-        kind = "double"
-    else:
-        kind = next((k for k in ("dotted", "dashed") if k in lk.style), "solid")
-    width = "4px" if kind == "double" else "2px"
-    return f"{width} {kind} {lk.color}"
+    return (f"<style>{state_css(states=(state,))}</style>"
+            + swatch(state, role="status"))
 
 
 def memory_choices(minimum_mb: int, current_mb: int) -> list[tuple[str, int]]:
@@ -143,17 +122,22 @@ class GuestPanel(KitWidget):
         self.memory.style.description_width = self.cpus.style.description_width = "5em"
         self.show_command = widgets.ToggleButton(
             description="show QEMU command", icon="terminal",
-            tooltip="The real command line the kit ran to start this guest")
+            tooltip="The real command line the kit ran to start this guest",
+            layout=widgets.Layout(width="auto"))  # the default width cut its label short
         self.command_view = widgets.HTML(layout=widgets.Layout(display="none"))
         self.show_command.observe(self._guarded("showing the command", self._show_command),
                                   names="value")
         self._set_body(
+            # Rows wrap in a narrow column (beside a diagram) rather than cut labels off.
             widgets.HBox([self.heading, self.badge, self.progress, self.progress_label],
-                         layout=widgets.Layout(align_items="center", grid_gap="8px")),
-            widgets.HBox(list(self.buttons.values())),
+                         layout=widgets.Layout(align_items="center", grid_gap="8px",
+                                               flex_flow="row wrap")),
+            widgets.HBox(list(self.buttons.values()),
+                         layout=widgets.Layout(flex_flow="row wrap")),
             widgets.HBox([self.memory, self.cpus,
                           widgets.HTML("<i>applied when this panel starts the guest</i>")],
-                         layout=widgets.Layout(align_items="center", grid_gap="4px")),
+                         layout=widgets.Layout(align_items="center", grid_gap="4px",
+                                               flex_flow="row wrap")),
             self.details,
             self.show_command,
             self.command_view,
@@ -248,6 +232,7 @@ class GuestPanel(KitWidget):
         state = self.guest.state
         if state == "booting" and self._shown_state != "booting":
             self._booting_since = time.monotonic()
+            self._show_size()  # a start from anywhere may have given it another size
         self._shown_state = state
         self.badge.value = badge_html(state)
         allowed = allowed_actions(state, self.busy)
@@ -256,6 +241,22 @@ class GuestPanel(KitWidget):
         self.details.value = self._details_html()
         self._show_command()
         self._tick()
+
+    def _show_size(self) -> None:
+        """Set the memory and vCPU choices to what the guest has now."""
+        g = self.guest
+        image = images.find_image(g.arch, g.kernel)
+        minimum = image.min_memory_mb if image else min(MEMORY_CHOICES_MB)
+        memory = memory_choices(minimum, g.memory_mb)
+        if g.memory_mb not in dict(memory).values():
+            return  # below the image's minimum: the start that tried it has failed
+        if list(self.memory.options) != memory:
+            self.memory.options = memory
+        self.memory.value = g.memory_mb
+        cpus = cpu_choices(os.cpu_count() or 1, g.cpus)
+        if list(self.cpus.options) != cpus:
+            self.cpus.options = cpus
+        self.cpus.value = g.cpus
 
     def _tick(self) -> None:
         if self.guest.state != GuestState.BOOTING:

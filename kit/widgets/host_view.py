@@ -7,8 +7,8 @@ from collections.abc import Callable
 import ipywidgets as widgets
 
 from kit.hypervisor import accelerator
-from kit.infrastructure.hostinfo import HostInfo
-from kit.view.markup import escape
+from kit.infrastructure.hostinfo import Accelerator, HostInfo
+from kit.view.markup import escape, pre
 from kit.widgets.base import KitWidget
 
 FLAG_MEANINGS = {
@@ -25,6 +25,48 @@ KVM_WORDS = {
     "untested": "not tried yet",
     "forced": "chosen by the KIT_ACCEL setting, not tested",
 }
+
+
+# The accelerator in plain words: what the learner's guests use here, and what that means.
+ACCELERATOR_SAYS = {
+    "usable": ("✔ KVM", "KVM works here: the processor runs guest code itself, with hardware "
+               "help, so guests are fast."),
+    "broken": ("⚠ TCG, slower", "KVM is present on this machine but does not work here: a "
+               "test guest failed under it. Guests use TCG instead: QEMU translates their "
+               "code in software, slower but correct, and every lesson works the same."),
+    "absent": ("✔ TCG, slower", "This machine offers no KVM, so guests use TCG: QEMU "
+               "translates their code in software, slower but correct."),
+    "no-access": ("⚠ TCG, slower", "/dev/kvm exists but you may not use it, so guests use "
+                  "TCG (software), slower but correct. Joining the 'kvm' group would make "
+                  "them faster."),
+    "forced": ("✔ as set", "The KIT_ACCEL setting chose the accelerator; it was not tested."),
+    "untested": ("○ not tried yet", "KVM has not been tried yet: the kit tries it once the "
+                 "guest image exists."),
+}
+
+
+def accelerator_mark(accel: Accelerator) -> str:
+    """A short verdict for a table's first column: never a bare "ok" over a broken KVM."""
+    return ACCELERATOR_SAYS.get(accel.kvm, ("✔ " + accel.name.upper(), ""))[0]
+
+
+def accelerator_words(accel: Accelerator) -> str:
+    """What the accelerator means for the learner's guests, in plain words."""
+    return ACCELERATOR_SAYS.get(accel.kvm, ("", accel.reason))[1] or accel.reason
+
+
+def accelerator_html(accel: Accelerator) -> str:
+    """The plain words, with QEMU's own words one click away when a KVM test guest failed.
+
+    A failed probe's reason carries QEMU's raw message (an assertion in its
+    KVM code, say): evidence for whoever wants it, not the first thing a
+    learner reads.
+    """
+    words = escape(accelerator_words(accel))
+    if accel.kvm != "broken":
+        return words
+    return (f"{words}<details><summary>what QEMU said when the kit tried KVM</summary>"
+            f"{pre(accel.reason, '8em')}</details>")
 
 
 def flags_text(flags: tuple[str, ...]) -> str:
@@ -52,9 +94,11 @@ def facts(info: HostInfo) -> list[tuple[str, str]]:
 
 
 def facts_html(info: HostInfo) -> str:
+    cells = {"why": accelerator_html(info.accelerator)}
     rows = "".join(
         f'<tr><th style="text-align:left;padding:1px 12px 1px 0;vertical-align:top">'
-        f"{escape(name)}</th><td style=\"text-align:left\">{escape(value)}</td></tr>"
+        f"{escape(name)}</th><td style=\"text-align:left\">"
+        f"{cells.get(name, escape(value))}</td></tr>"
         for name, value in facts(info))
     return f"<table>{rows}</table>"
 

@@ -16,6 +16,16 @@ older picture never replaces a newer one.
 It is an ``ipywidgets.HTML``: the inline SVG replaces itself in place, with no
 flicker (an ``Output`` with ``clear_output()`` flickers), and CSS scales it to
 the width of the page.
+
+It stays readable: the picture is never shown narrower than the width at
+which its smallest text is :data:`kit.view.diagram.MIN_TEXT_PX` pixels tall
+(:func:`kit.view.diagram.min_width_px`).  The widget asks for that width as
+its own minimum, so a row of widgets (``kit.lesson.beside``) that cannot
+give it that much beside a panel wraps it onto a row of its own, full
+width; on a page narrower still, the picture scrolls sideways.  Under
+JupyterLab's dark theme it is repainted in its dark palette; its legend is
+page text below it; and what it shows is said in words, in the SVG's title
+and description and in a "the diagram in words" section (``summary``).
 """
 
 from __future__ import annotations
@@ -33,9 +43,9 @@ from kit.core.errors import InvalidInput
 from kit.core.state import GuestState
 from kit.hypervisor import registry
 from kit.hypervisor.guest import Guest
-from kit.view import diagram, picture
+from kit.view import colours, diagram, markup, picture
 from kit.view.markup import escape
-from kit.widgets.base import Throttle, describe_error
+from kit.widgets.base import Throttle, describe_error, replaces
 
 MIN_INTERVAL_S = 0.2
 WHERE = "the live layer diagram"
@@ -68,6 +78,11 @@ class LiveDiagram(widgets.HTML):  # type: ignore[misc]
     for a fleet whose instances come and go (the cloud lessons), where a
     picture of every instance ever launched would shrink to unreadable.
 
+    It keeps its ``layout.min_width`` at the width its text is readable at
+    (``readable_width_px``, capped at the row's full width), even if a
+    container sets a smaller one: a row that cannot give it that much wraps
+    it onto a row of its own.  ``summary`` says in words what it shows.
+
     For tests and the benchmark it keeps ``last_change_at`` (the last state
     change it saw), ``last_render_at`` (the last SVG it assigned), both from
     ``time.monotonic()``, and ``render_count``.
@@ -80,6 +95,8 @@ class LiveDiagram(widgets.HTML):  # type: ignore[misc]
         self.keep_stopped = keep_stopped
         self.graph_id = f"kit_live{next(_ids)}"  # "-" would become &#45; in the SVG
         self.svg = ""
+        self.summary = ""  # what the picture shows, in words
+        self.readable_width_px = 0.0  # the narrowest the picture may be shown
         self.last_change_at: float | None = None
         self.last_render_at: float | None = None
         self.render_count = 0
@@ -91,6 +108,8 @@ class LiveDiagram(widgets.HTML):  # type: ignore[misc]
         self._seen: dict[str, Guest] = {}
         self._taken = self._shown = 0
         self._closed = False
+        self._min_width = ""
+        self.layout.observe(self._keep_min_width, names="min_width")
         self._throttle = Throttle(self._draw_in_background, MIN_INTERVAL_S)
         self._unsubscribe = registry.subscribe(self._on_state_change)
         self._follow(guests)
@@ -152,7 +171,15 @@ class LiveDiagram(widgets.HTML):  # type: ignore[misc]
 
     def _follows(self, guest: Guest) -> bool:
         chosen = self._chosen
-        return chosen is None or any(c is guest or c == guest.name for c in chosen)
+        return chosen is None or any(
+            c is guest or c == guest.name or (isinstance(c, Guest) and replaces(guest, c))
+            for c in chosen)
+
+    def _adopt(self, guest: Guest) -> None:
+        """A new machine took the name of a chosen guest (``replace=True``): show the new one."""
+        if self._chosen is not None:
+            self._chosen = [guest if isinstance(c, Guest) and replaces(guest, c) else c
+                            for c in self._chosen]
 
     def _guests(self) -> list[Guest]:
         """The guests to draw, in a stable order (so the layout stays put)."""
@@ -169,6 +196,7 @@ class LiveDiagram(widgets.HTML):  # type: ignore[misc]
         with self._lock:
             if self._closed or not self._follows(guest):
                 return
+            self._adopt(guest)
             self._seen[guest.name] = guest
             self.last_change_at = time.monotonic()
         self._throttle.poke()
@@ -196,30 +224,46 @@ class LiveDiagram(widgets.HTML):  # type: ignore[misc]
             self._taken += 1
             number, guests, highlight = self._taken, self._guests(), self._highlight
         state = picture.take(guests)
-        svg = scaled(diagram.render_svg(diagram.layers(state, highlight=highlight,
-                                                       graph_id=self.graph_id)))
-        self._assign(number, svg)
+        summary = diagram.describe(state, highlight)
+        drawn = diagram.render_svg(diagram.layers(state, highlight=highlight,
+                                                  graph_id=self.graph_id))
+        svg = scaled(diagram.accessible(drawn, self.graph_id, _title(state, highlight),
+                                        summary))
+        self._assign(number, svg, summary)
         return svg
 
-    def _assign(self, number: int, svg: str) -> None:
+    def _assign(self, number: int, svg: str, summary: str) -> None:
         with self._show_lock:
             if number <= self._shown or self._closed:
                 return  # a newer picture is already up, or nobody looks any more
             self._shown = number
             self.svg = svg
+            self.summary = summary
             self.last_error = None
-            self.value = framed(svg)
+            self.readable_width_px = diagram.min_width_px(svg)
+            self._set_min_width(f"min({self.readable_width_px:.0f}px, 100%)")
+            self.value = framed(svg, summary)
             self.last_render_at = time.monotonic()
             self.render_count += 1
+
+    def _set_min_width(self, width: str) -> None:
+        self._min_width = width
+        if self.layout.min_width != width:
+            self.layout.min_width = width
+
+    def _keep_min_width(self, change: dict[str, object]) -> None:
+        """A layout that sets a smaller minimum (a row of widgets) gets the readable one back."""
+        if self._min_width and change["new"] != self._min_width:
+            self.layout.min_width = self._min_width
 
     def _show_error(self, error: BaseException) -> None:
         what, fix = describe_error(error)
         with self._show_lock:
             self.last_error = error
             self.value = (
-                '<div style="border-left:5px solid #D55E00;background:#fdecea;color:#222;'
-                'padding:6px 8px"><b>⚠ The layer diagram cannot be drawn:</b> '
-                f"{escape(what)}<br><b>What to do:</b> {escape(fix)}</div>")
+                f'<div style="border-left:5px solid #D55E00;background:{markup.ERROR_BACKGROUND};'
+                f'color:{markup.TEXT};padding:6px 8px"><b>⚠ The layer diagram cannot be drawn:'
+                f"</b> {escape(what)}<br><b>What to do:</b> {escape(fix)}</div>")
 
     # -- the optional slow refresh ---------------------------------------------
 
@@ -237,11 +281,35 @@ class LiveDiagram(widgets.HTML):  # type: ignore[misc]
         loop.call_soon_threadsafe(loop.call_later, seconds, tick)
 
 
+def _title(snapshot: picture.Snapshot, highlight: str | None) -> str:
+    names = ", ".join(f"{g.name} {diagram.look(g.state).word}" for g in snapshot.guests)
+    layer = f", {diagram.LAYER_NAMES[highlight]} layer highlighted" if highlight else ""
+    return f"Layer diagram: {names or 'no guests yet'}{layer}"
+
+
 def scaled(svg: str) -> str:
-    """The SVG, made to shrink by CSS to the width it is given (never to grow)."""
-    return svg.replace("<svg ", '<svg style="max-width:100%;height:auto" ', 1)
+    """The SVG, sized by CSS: the width it is given, but never below its readable width.
+
+    It shrinks with the page down to :func:`kit.view.diagram.min_width_px`
+    (its frame scrolls sideways below that) and grows no larger than
+    Graphviz meant it.
+    """
+    low, high = diagram.min_width_px(svg), diagram.natural_width_px(svg)
+    style = (f"width:100%;min-width:{low:.0f}px;max-width:{max(low, high):.0f}px;"
+             "height:auto;display:block")
+    return svg.replace("<svg ", f'<svg style="{style}" ', 1)
 
 
-def framed(svg: str) -> str:
-    return f'<div class="kit-live-diagram" style="max-width:100%;overflow-x:auto">{svg}</div>'
+def framed(svg: str, summary: str = "") -> str:
+    """The picture, its dark palette, its legend, and what it shows in words."""
+    scope = ".kit-live-diagram"
+    words = "".join(f"<li>{escape(line)}</li>" for line in summary.splitlines())
+    in_words = (f'<details class="kit-diagram-words"><summary>The diagram in words</summary>'
+                f'<ul style="margin:2px 0;padding-left:1.4em">{words}</ul></details>'
+                if summary else "")
+    return (f'<div class="kit-live-diagram" style="max-width:100%;color:{markup.TEXT};'
+            f'line-height:{markup.LINE_HEIGHT}">'
+            f"<style>{colours.dark_css(svg, scope)}\n{diagram.state_css(scope)}</style>"
+            f'<div style="max-width:100%;overflow-x:auto">{svg}</div>'
+            f"{diagram.legend_html()}{in_words}</div>")
 

@@ -15,7 +15,8 @@ import pytest
 
 import kit
 from kit.core.blank import ___
-from kit.hypervisor import registry
+from kit.hypervisor import accelerator, doctor, registry
+from kit.infrastructure.hostinfo import Accelerator
 from kit.lesson import lesson00_welcome as lesson0
 from kit.lesson import progress
 from tests.lesson.verdicts import assert_every_solution_passes, fails_with_hint
@@ -108,3 +109,24 @@ def test_the_quiz_gives_feedback_on_every_choice() -> None:
             feedback = question.answer(index)
             assert feedback.why and feedback.correct == (index == question.right_choice)
     assert len(progress.lesson_progress(0).answers) == len(lesson0.quiz.questions)
+
+
+def test_a_kvm_that_is_there_but_broken_is_no_tick(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The accelerator row says KVM does not work here, in words; QEMU's line is one click away."""
+    raw = ("QEMU exited with code -6 before init ran: qemu-system-x86_64: "
+           "../../target/i386/kvm/kvm.c:3183: kvm_buf_set_msrs: Assertion `ret == "
+           "cpu->kvm_msr_buf->nmsrs' failed.")
+    broken = Accelerator("tcg", "broken", f"/dev/kvm exists but a probe guest failed under KVM "
+                                          f"({raw}); using software emulation (TCG) instead.")
+    monkeypatch.setattr(accelerator, "accelerator", lambda: broken)
+    found = [doctor.Check("QEMU", True, "/usr/bin/qemu-system-x86_64"),
+             doctor.Check("accelerator", True, f"{broken.label}: {broken.reason}",
+                          required=False)]
+    html = lesson0.setup_table(found)
+    row = html.split("<tr>")[-1]
+    assert "✔ ok" in html.split("<tr>")[-2]  # the other rows are as before
+    assert "✔ ok" not in row and "⚠ TCG, slower" in row
+    plain, details = row.split("<details>")
+    assert "present on this machine but does not work here" in plain
+    assert "slower but correct" in plain and "kvm_buf_set_msrs" not in plain
+    assert "kvm_buf_set_msrs: Assertion" in details

@@ -7,9 +7,11 @@ from pathlib import Path
 import pytest
 
 import kit
+from kit.core import incidents
 from kit.core.errors import GuestNotRunning
 from kit.hypervisor import qemu
 from kit.lesson import machine
+from tests.waiting import wait_until
 
 
 class FakeImage:
@@ -73,3 +75,27 @@ def test_a_two_cpu_guest_is_one_process_with_two_cpu_threads(image: object,
         assert "✔ vCPU" in view.threads.value
         assert machine.vcpu_threads(g) == seen.vcpu_threads
         assert "-smp" in machine.CommandExplained(g).body.value
+
+
+@pytest.mark.guest
+def test_the_views_follow_a_new_machine_of_the_same_name(image: object, guest_name: str) -> None:
+    """Lesson 1 makes ``mine`` again with another size: no view goes on showing the old one."""
+    old = kit.Guest(guest_name, memory_mb=128, cpus=1).start()
+    process, command = machine.OneProcess(old), machine.CommandExplained(old)
+    new = kit.Guest(guest_name, memory_mb=160, cpus=2, replace=True)
+    try:
+        assert "given <b>128 MiB</b>" in process.summary.value
+        old.stop()
+        assert wait_until(lambda: "no process now" in process.summary.value, 5)
+        new.start()
+        assert wait_until(lambda: process.seen is not None and process.seen.pid == new.pid, 10)
+        assert "given <b>160 MiB</b>" in process.summary.value
+        assert "2 virtual CPUs" in process.summary.value
+        assert process.guest is new and command.guest is new
+        assert "-m 160" in command.body.value and "-smp 2" in command.body.value
+        assert incidents.recorded() == []
+    finally:
+        process.close()
+        command.close()
+        new.stop()
+        old.stop()

@@ -10,6 +10,7 @@ import pytest
 
 from kit.core.errors import InvalidInput, SetupError
 from kit.core.state import GuestState
+from kit.hypervisor.doors import Opening
 from kit.view import diagram
 from kit.view.picture import (
     GuestSnapshot,
@@ -123,8 +124,7 @@ def test_layers_are_nested_clusters_with_infrastructure_at_the_bottom() -> None:
     source = dot(snap(guest()))
     assert "rankdir=BT" in source
     openings = [line.strip() for line in source.splitlines() if "subgraph cluster_" in line]
-    assert openings == [f"subgraph cluster_{layer} {{" for layer in diagram.LAYERS] + [
-        "subgraph cluster_legend {"]
+    assert openings == [f"subgraph cluster_{layer} {{" for layer in diagram.LAYERS]
     depth = [len(line) - len(line.lstrip("\t")) for line in source.splitlines()
              if "subgraph cluster_" in line]
     assert depth[:4] == [1, 2, 3, 4]  # each layer inside the one below it
@@ -133,8 +133,15 @@ def test_layers_are_nested_clusters_with_infrastructure_at_the_bottom() -> None:
 def test_host_facts_are_shown() -> None:
     host = line_of(dot(snap()), "host")
     for fact in ("lab1", "Some CPU @ 2.90GHz", "2 CPUs", "7940 MiB", "5120 MiB free",
-                 "TCG (software emulation)", "KVM: broken"):
+                 "accelerator: TCG", "(software emulation)", "KVM: broken"):
         assert fact in host
+
+
+def test_a_long_cpu_model_wraps_so_the_host_stays_narrow() -> None:
+    long_name = "Intel(R) Xeon(R) Platinum 8375C CPU @ 2.90GHz"
+    host = line_of(dot(Snapshot(dataclasses.replace(HOST, cpu_model=long_name))), "host")
+    assert "Intel(R) Xeon(R) Platinum" in host and "8375C CPU @ 2.90GHz" in host
+    assert long_name not in host
 
 
 def test_guest_os_facts_are_shown() -> None:
@@ -161,7 +168,8 @@ def test_labels_are_escaped() -> None:
 
 def test_a_forward_is_a_door_from_the_host_to_the_service() -> None:
     source = dot(snap(guest(host_port=8080)))
-    assert "web server :80 ← 127.0.0.1:8080" in line_of(source, "app/web1/80")
+    assert "web server :80" in line_of(source, "app/web1/80")
+    assert "door: 127.0.0.1:8080" in line_of(source, "app/web1/80")
     door = line_of(source, "door/web1/8080")
     assert "door 127.0.0.1:8080" in door and attr(door, "style") == "rounded,filled"
     hops = re.findall(r"(\S+) -> (\S+) \[.*id=kit_forward_web1_8080_\d", source)
@@ -202,6 +210,26 @@ def test_link_between_guests_up_or_down(up: bool, style: str, words: str) -> Non
     edge = next(line for line in source.splitlines() if "id=kit_link_a_b" in line)
     assert edge.startswith('\t"os/a" -> "os/b"')
     assert attr(edge, "style") == style and words in edge
+    assert 'FIXEDSIZE="TRUE"' in edge  # one size up or down: nothing moves
+
+
+def test_a_door_of_another_kind_keeps_its_size_open_or_closed() -> None:
+    """Its words are wrapped into a box of one size: opening it moves nothing."""
+    def with_door(is_open: bool, words: str) -> Snapshot:
+        door = Opening("internet", "internet", is_open, "the host's networks", "eth1", words)
+        return snap(dataclasses.replace(guest(), other_doors=(door,)), guest("b"))
+
+    def placed(snapshot: Snapshot) -> list[str]:
+        plain = diagram.layers(snapshot).pipe(format="plain", encoding="utf-8")
+        return [" ".join(line.split()[:6]) for line in plain.splitlines()
+                if line.startswith(("graph", "node"))]
+
+    closed = with_door(False, "closed: the guest reaches nothing outside itself")
+    opened = with_door(True, "open: the guest reaches what this host reaches, through "
+                             "10.0.2.2 (outbound NAT; the host's own 127.0.0.1 included)")
+    assert placed(opened) == placed(closed)
+    node = line_of(dot(opened), "door/web1/internet/internet")
+    assert "open: the guest<BR" in node and "10.0.2.2 (outbound" in node
 
 
 def test_a_link_to_a_guest_not_shown_is_left_out() -> None:
@@ -214,14 +242,16 @@ def test_highlight_emphasises_one_layer_and_fades_the_others(layer: str) -> None
     for other in diagram.LAYERS:
         cluster = next(line for line in source.splitlines() if f"id=kit_layer_{other}" in line)
         if other == layer:
-            assert "penwidth=3.5" in cluster and "Bold" in cluster
+            assert "penwidth=3.5" in cluster and diagram.DARK_BLUE in cluster
         else:
-            assert "penwidth=1" in cluster and "#D0D0D0" in cluster
+            assert "penwidth=1" in cluster and diagram.FADED_TEXT in cluster
     faded = {"infrastructure": "host", "hypervisor": "qemu/web1", "guest": "os/web1",
              "applications": "app/web1/80"}
     for other, node in faded.items():
-        colour = attr(line_of(source, node), "color") or ""
-        assert colour.endswith(diagram.FADED_ALPHA) == (other != layer), (other, colour)
+        line = line_of(source, node)
+        assert (attr(line, "fontcolor") == diagram.FADED_TEXT) == (other != layer), other
+        colour = attr(line, "color") or ""
+        assert len(colour) == 7, colour  # a paler colour, never a translucent one
 
 
 def test_a_wrong_highlight_or_graph_id_is_refused_in_plain_words() -> None:
@@ -257,15 +287,15 @@ def test_eight_guests_keep_their_order_left_to_right() -> None:
 
 
 def test_legend_explains_every_state_and_line() -> None:
-    source = dot(snap(guest()))
-    assert "subgraph cluster_legend" in source
+    legend = diagram.legend_html()
     for state in diagram.LEGEND_STATES:
-        entry = line_of(source, f"legend/{state}")
-        assert diagram.look(state).text in entry
-        assert attr(entry, "style") == diagram.look(state).style
-    lines = line_of(source, "legend/lines")
+        assert diagram.look(state).text in legend
+        assert diagram.state_class(state) in legend
     for words in ("runs on", "door", "read-only", "writable", "link up", "link down"):
-        assert words in lines
+        assert words in legend
+    css = diagram.state_css()
+    for state in diagram.LEGEND_STATES:
+        assert css.count(f".{diagram.state_class(state)}{{") == 2  # light, and dark
 
 
 # -- the layout stays put ------------------------------------------------------------

@@ -13,16 +13,19 @@ import pytest
 from kit.core import incidents
 from kit.core.errors import GuestError
 from kit.hypervisor import registry
+from kit.hypervisor.guest import Guest
 from kit.view.markup import pre
 from kit.widgets.base import (
     ErrorBanner,
     KitWidget,
+    LogView,
     Throttle,
     close_tree,
     describe_error,
     on_enter,
     working,
 )
+from tests.waiting import kit_loop_after
 
 
 @pytest.fixture(autouse=True)
@@ -130,7 +133,7 @@ def test_throttle_merges_pokes_and_always_runs_after_the_last() -> None:
         throttle.poke()
         time.sleep(0.002)  # about 0.4 s of pokes (more on a busy machine)
     poking = time.monotonic() - started
-    time.sleep(0.25)
+    kit_loop_after(0.1)  # the run the last poke asked for is due within one interval
     assert 2 <= len(runs) <= poking / 0.1 + 2, (runs, poking)
     assert runs[-1] >= started + poking  # the last poke got a run after it
     gaps = [b - a for a, b in itertools.pairwise(runs)]
@@ -138,7 +141,7 @@ def test_throttle_merges_pokes_and_always_runs_after_the_last() -> None:
     count = len(runs)
     throttle.close()
     throttle.poke()
-    time.sleep(0.15)
+    kit_loop_after(0.1)  # a run that poke had asked for would be due by now
     assert len(runs) == count
 
 
@@ -146,6 +149,55 @@ def test_pre_escapes_and_can_stick_to_the_bottom() -> None:
     html = pre("<b>hi</b>", stick_to_bottom=True)
     assert "&lt;b&gt;hi&lt;/b&gt;" in html
     assert "column-reverse" in html
+    assert "overflow:visible;flex:none" in html  # the box scrolls, not JupyterLab's pre
+
+
+def test_a_log_view_is_the_box_that_scrolls_and_it_survives_updates() -> None:
+    """The widget's own element scrolls (a layout of its own), from the bottom.
+
+    Its value only fills it: replacing the value does not rebuild the box,
+    so a learner who scrolled up to read is not sent back to the bottom.
+    """
+    view = LogView("12em", "first line")
+    try:
+        assert view.layout.max_height == "12em" and view.layout.overflow == "auto"
+        assert view.layout.flex_flow == "column-reverse"
+        assert "kit-log" in view._dom_classes
+        assert view.style.background.startswith("var(--jp-")
+        assert view.style.text_color.startswith("var(--jp-")
+        view.show("a <b>\nb")
+        assert view.text == "a <b>\nb"
+        assert "a &lt;b&gt;" in view.value
+        assert "max-height" not in view.value and "overflow:auto" not in view.value
+        assert "overflow:visible;flex:none" in view.value
+    finally:
+        view.close()
+
+
+class Follower(KitWidget):
+    def __init__(self, guest: Guest) -> None:
+        super().__init__("follower")
+        self.guest = guest
+        self.seen: list[tuple[int, str]] = []
+        self._follow_guest(guest, lambda state: self.seen.append((self.guest.memory_mb, state)))
+
+
+def test_a_widget_follows_a_new_machine_that_takes_its_guests_name(
+        guest_name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    old, other = Guest(guest_name, memory_mb=128), Guest(f"{guest_name}x")
+    widget = Follower(old)
+    try:
+        registry.announce(other, "booting")  # another name: not followed
+        new = Guest(guest_name, memory_mb=176)
+        registry.announce(new, "booting")  # not holding the name (not started): ignored
+        assert widget.seen == [] and widget.guest is old
+        monkeypatch.setattr(registry, "get", lambda name: new if name == guest_name else None)
+        registry.announce(new, "booting")
+        assert widget.guest is new and widget.seen == [(176, "booting")]
+        registry.announce(old, "stopped")  # the old one is not followed any more
+        assert widget.seen == [(176, "booting")]
+    finally:
+        widget.close()
 
 
 def test_on_enter_reacts_to_the_submit_message_only() -> None:

@@ -46,7 +46,7 @@ def test_dashboard_drives_a_real_guest(image: images.GuestImage, guest_name: str
         board.panel.buttons["start"].click()
         assert board.panel.wait(60) and g.state == "running"
         assert wait_until(lambda: "KIT-READY" in board.console.text, 5)
-        assert wait_until(lambda: "process running, vCPUs running" in board.diagram.svg, 5)
+        assert wait_until(lambda: ">vCPUs running<" in board.diagram.svg, 5)
         board.panel.buttons["pause"].click()
         assert wait_until(lambda: "vCPUs ❚❚ stopped" in board.diagram.svg, 5)
         board.panel.buttons["stop"].click()

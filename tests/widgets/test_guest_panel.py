@@ -47,6 +47,29 @@ def test_paused_stripes_become_css_stripes() -> None:
     assert "double" in badge_html("crashed")
 
 
+def test_the_badge_has_a_dark_palette_too() -> None:
+    """Its colours come from the diagram's look, and their dark twins under a dark theme."""
+    html = badge_html("running")
+    assert 'role="status"' in html and "kit-state-running" in html
+    assert 'body[data-jp-theme-light="false"] .kit-state-running{' in html
+    assert "background:#" not in html.split("<span")[1]  # no fixed colour on the badge itself
+
+
+def test_no_button_label_is_cut_off(guest_name: str) -> None:
+    """ipywidgets gives a button 148 px: "show QEMU command" did not fit ("show QEMU c…")."""
+    panel = GuestPanel(guest_name)
+    try:
+        buttons = [*panel.buttons.values(), panel.show_command]
+        for button in buttons:
+            width = button.layout.width or ""
+            if width.endswith("em"):  # 13 px text: about 0.6 em a character, and the icon
+                assert float(width[:-2]) >= 0.6 * len(button.description) + 1.5, button
+            else:
+                assert width == "auto", (button.description, width)
+    finally:
+        panel.close()
+
+
 def test_memory_choices_never_go_below_the_kernel_minimum() -> None:
     assert [m for _, m in memory_choices(96, 128)] == [96, 128, 192, 256]
     assert [m for _, m in memory_choices(128, 160)] == [128, 160, 192, 256]
@@ -140,6 +163,26 @@ def test_panel_drives_a_real_guest(image: images.GuestImage, guest_name: str) ->
     finally:
         panel.close()
         g.stop()
+
+
+@pytest.mark.guest
+def test_a_new_machine_of_the_same_name_takes_over_the_panel(
+        image: images.GuestImage, guest_name: str) -> None:
+    """Made again from code with another size (lesson 1): the panel drives and shows the new one."""
+    old = kit.Guest(guest_name).start()
+    panel = GuestPanel(old)
+    new = kit.Guest(guest_name, memory_mb=160, cpus=2, replace=True)
+    try:
+        new.start()
+        assert wait_until(lambda: panel.guest is new and panel.badge_state == "running", 5)
+        assert panel.memory.value == 160 and panel.cpus.value == 2
+        assert "160 MiB, 2 vCPUs" in panel.details.value
+        panel.buttons["pause"].click()
+        assert new.qmp("query-status")["status"] == "paused"
+    finally:
+        panel.close()
+        new.stop()
+        old.stop()
 
 
 @pytest.mark.guest

@@ -11,7 +11,13 @@ from kit.core import incidents
 from kit.core.errors import SetupError
 from kit.infrastructure.hostinfo import Accelerator, HostInfo
 from kit.widgets import HostView
-from kit.widgets.host_view import facts, flags_text
+from kit.widgets.host_view import (
+    accelerator_html,
+    accelerator_mark,
+    accelerator_words,
+    facts,
+    flags_text,
+)
 
 
 def made_up_host(**changes: object) -> HostInfo:
@@ -34,6 +40,36 @@ def test_facts_say_what_flags_and_kvm_mean() -> None:
     assert shown["why"] == "a probe guest failed under KVM."
     assert "6000 MiB available" in shown["memory"]
     assert flags_text(()).startswith("none")
+
+
+RAW = ("QEMU exited with code -6 before init ran: qemu-system-x86_64: "
+       "../../target/i386/kvm/kvm.c:3183: kvm_buf_set_msrs: Assertion `ret == "
+       "cpu->kvm_msr_buf->nmsrs' failed.")
+
+
+def test_a_broken_kvm_is_said_in_plain_words_with_qemus_line_one_click_away() -> None:
+    broken = Accelerator("tcg", "broken", f"/dev/kvm exists but a probe guest failed under KVM "
+                                          f"({RAW}); using software emulation (TCG) instead.")
+    assert accelerator_mark(broken) == "⚠ TCG, slower"  # not "✔ ok"
+    words = accelerator_words(broken)
+    assert "present on this machine but does not work here" in words
+    assert "slower but correct" in words and "kvm_buf_set_msrs" not in words
+    html = accelerator_html(broken)
+    plain, details = html.split("<details>")
+    assert "kvm_buf_set_msrs" not in plain
+    assert "<summary>" in details and "kvm_buf_set_msrs: Assertion `ret ==" in details
+    view = HostView(read=lambda: made_up_host(accelerator=broken))
+    try:
+        why = view.table.value.split("why</th>")[1]
+        assert why.index("does not work here") < why.index("<details>") < why.index("Assertion")
+    finally:
+        view.close()
+
+
+def test_a_working_kvm_needs_no_details() -> None:
+    usable = Accelerator("kvm", "usable", "a probe guest booted under KVM in 0.8 s.")
+    assert accelerator_mark(usable) == "✔ KVM"
+    assert "<details>" not in accelerator_html(usable) and "works here" in accelerator_html(usable)
 
 
 def test_view_shows_the_facts_escaped_and_refreshes() -> None:

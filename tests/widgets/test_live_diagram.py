@@ -20,9 +20,11 @@ from kit.core.errors import InvalidInput, SetupError
 from kit.core.state import GuestState
 from kit.hypervisor import registry
 from kit.view import diagram
-from kit.widgets.live_diagram import MIN_INTERVAL_S, LiveDiagram
+from kit.widgets.live_diagram import MIN_INTERVAL_S, LiveDiagram, _draw_worker
+from tests.waiting import kit_loop_after, wait_until
 
 WITHIN_S = 1.0  # how soon a change must be on screen (the aim is 0.5 s)
+REFRESH_S = 0.1  # the slow refresh, in the test of it
 
 
 
@@ -52,12 +54,18 @@ class StandIn:
 
 
 def wait_for(condition: Callable[[], bool], seconds: float = WITHIN_S) -> bool:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
+    return wait_until(condition, seconds, interval=0.01)
+
+
+def settled(view: LiveDiagram) -> None:
+    """Return once every redraw asked for so far has been drawn (none is pending).
+
+    A change asks the throttle, which hands the drawing to the one draw thread
+    at most MIN_INTERVAL_S later: wait for those two, in that order.
+    """
+    kit_loop_after(MIN_INTERVAL_S)
+    _draw_worker().submit(lambda: None).result(10)
+    assert not view._throttle._pending
 
 
 def shown(view: LiveDiagram, name: str) -> str | None:
@@ -84,8 +92,50 @@ def view() -> Iterator[LiveDiagram]:
 def test_starts_with_a_picture_scaled_by_css(view: LiveDiagram) -> None:
     assert view.render_count == 1
     assert view.value.startswith('<div class="kit-live-diagram"')
-    assert '<svg style="max-width:100%;height:auto"' in view.value
+    narrowest = diagram.min_width_px(view.svg)
+    assert view.readable_width_px == narrowest
+    assert f'<svg style="width:100%;min-width:{narrowest:.0f}px;' in view.value
     assert "no guests yet" in words(view)
+
+
+def test_the_widget_asks_for_the_width_its_text_is_readable_at(view: LiveDiagram) -> None:
+    """A row of widgets that gives it less (beside a panel) wraps it onto a row of its own."""
+    wanted = f"min({view.readable_width_px:.0f}px, 100%)"
+    assert view.layout.min_width == wanted
+    view.layout.min_width = "20em"  # what kit.lesson.beside sets on each part
+    assert view.layout.min_width == wanted
+
+
+def test_it_comes_with_a_dark_palette_a_legend_and_words(view: LiveDiagram) -> None:
+    StandIn("sim1").change("paused")
+    assert wait_for(lambda: shown(view, "sim1") == "paused")
+    assert 'body[data-jp-theme-light="false"] .kit-live-diagram [fill=' in view.value
+    assert "kit-diagram-legend" in view.value and "▶ running" in view.value
+    assert "The diagram in words" in view.value
+    assert "sim1" in view.summary and "paused" in view.summary
+    root = ElementTree.fromstring(view.svg)
+    assert root.get("role") == "img"
+    title = root.find("{http://www.w3.org/2000/svg}title")
+    assert title is not None and "sim1 paused" in (title.text or "")
+    assert view.value.startswith('<div class="kit-live-diagram" style="max-width:100%;'
+                                 "color:var(--jp-content-font-color1")
+
+
+def test_a_new_machine_of_the_same_name_is_followed(
+        guest_name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """kit.Guest("mine", ..., replace=True).start(): the diagram of mine shows the new one."""
+    old = kit.Guest(guest_name, memory_mb=128)
+    view = LiveDiagram([old])
+    new = kit.Guest(guest_name, memory_mb=176)
+    # What its start does before it says it is booting: it holds the name now.
+    monkeypatch.setattr(registry, "get", lambda name: new if name == guest_name else None)
+    try:
+        assert "176 MiB" not in words(view)
+        registry.announce(new, "booting")
+        assert wait_for(lambda: "176 MiB" in words(view))
+        assert "128 MiB" not in words(view)
+    finally:
+        view.close()
 
 
 def test_two_diagrams_have_different_ids(view: LiveDiagram) -> None:
@@ -117,7 +167,7 @@ def test_a_burst_of_changes_gives_few_redraws_and_ends_on_the_last(view: LiveDia
     guest.change("crashed")
     burst = time.monotonic() - started
     assert wait_for(lambda: shown(view, "sim1") == "crashed")
-    time.sleep(2 * MIN_INTERVAL_S)
+    settled(view)
     redraws = view.render_count - before
     assert 1 <= redraws <= burst / MIN_INTERVAL_S + 2, (redraws, burst)
 
@@ -132,7 +182,7 @@ def test_follow_shows_only_the_chosen_guests(view: LiveDiagram) -> None:
     assert shown(view, "sim1") == "running"
     count = view.render_count
     two.change("paused")  # not followed: no redraw
-    time.sleep(3 * MIN_INTERVAL_S)
+    settled(view)
     assert view.render_count == count
     view.follow_all()
     assert wait_for(lambda: shown(view, "sim2") == "paused")
@@ -166,13 +216,14 @@ def test_refresh_draws_now_and_returns_the_svg(view: LiveDiagram) -> None:
 
 def test_slow_periodic_refresh_only_while_a_guest_has_a_process() -> None:
     guest = StandIn("sim1", state="stopped")
-    view = LiveDiagram(refresh_every=0.1)
+    view = LiveDiagram(refresh_every=REFRESH_S)
     try:
         guest.change("stopped")
         assert wait_for(lambda: shown(view, "sim1") == "stopped")
-        time.sleep(MIN_INTERVAL_S)
+        settled(view)
         count = view.render_count
-        time.sleep(0.5)
+        time.sleep(5 * REFRESH_S)  # the thing under test: five ticks of the refresh timer
+        settled(view)
         assert view.render_count == count  # nothing moves, nothing redrawn
         guest.pid = 1
         guest.change("running")
@@ -185,7 +236,7 @@ def test_after_close_nothing_is_redrawn(view: LiveDiagram) -> None:
     view.close()
     count = view.render_count
     StandIn("sim1").change("paused")
-    time.sleep(3 * MIN_INTERVAL_S)
+    settled(view)
     assert view.render_count == count
 
 
@@ -255,7 +306,7 @@ def test_a_burst_of_real_changes_gives_few_redraws(image: object, guest_name: st
                             and view.last_render_at is not None
                             and view.last_change_at is not None
                             and view.last_render_at > view.last_change_at), shown(view, g.name)
-            time.sleep(2 * MIN_INTERVAL_S)
+            settled(view)
             redraws = view.render_count - before
             assert 1 <= redraws <= burst / MIN_INTERVAL_S + 2, (redraws, burst)
         finally:
