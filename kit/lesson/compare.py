@@ -161,10 +161,17 @@ class InsideOutside(KitWidget):
         self.ask_button.on_click(self._callback("asking the guest and the host", self.ask))
         self._set_body(widgets.HTML(f"<b>Inside guest {escape(guest.name)} vs outside on "
                                     "the host</b>"), self.ask_button, self.table, self.lists)
+        # Asked again each time the guest (or a new machine of its name) runs, so the
+        # table never shows an old size beside a diagram that shows the new one.
+        self._look_while_running("asking the guest and the host", self.ask, self._not_running)
         if guest.state == GuestState.RUNNING:
             self._callback("asking the guest and the host", self.ask)()
         else:
-            self.table.value = f"<i>Start guest {escape(guest.name)}, then press the button.</i>"
+            self._not_running()
+
+    def _not_running(self) -> None:
+        self.table.value = (f"<i>Guest {escape(self.guest.name)} is {self.guest.state}: start "
+                            "it; this table asks again by itself.</i>")
 
     def ask(self) -> list[Row]:
         """Ask both sides now; show and return the rows."""

@@ -173,10 +173,15 @@ def finish(lesson: Lesson | int | None = None) -> None:
 
 
 def beside(*parts: widgets.Widget) -> widgets.HBox:
-    """Widgets side by side (a demo and its live diagram); they wrap on a narrow page."""
+    """Widgets side by side (a demo and its live diagram); they wrap on a narrow page.
+
+    A part that sets its own minimum width (a diagram too wide to read any
+    narrower) keeps it, and wraps onto a row of its own where it does not fit.
+    """
     for part in parts:
         part.layout.flex = "1 1 26em"
-        part.layout.min_width = "20em"
+        if not part.layout.min_width:
+            part.layout.min_width = "20em"
     return widgets.HBox(list(parts), layout=widgets.Layout(
         flex_flow="row wrap", align_items="flex-start", grid_gap="12px"))
 

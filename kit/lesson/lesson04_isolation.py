@@ -319,8 +319,9 @@ def _bar(label: str, times: Sequence[float], longest: float) -> str:
     each = ", ".join(f"{t:.2f}" for t in times)
     return (f'<div style="margin:4px 0;line-height:1.4">{label}: <b>{median:.2f} s</b> '
             f"<small>(runs: {each})</small>"
-            f'<div role="img" aria-label="{median:.2f} seconds" style="background:#0072B2;'
-            f'height:14px;width:{width:.0f}%"></div></div>')
+            f'<div role="img" aria-label="{median:.2f} seconds" '
+            f'style="background:var(--jp-brand-color1);height:14px;width:{width:.0f}%">'
+            "</div></div>")
 
 
 

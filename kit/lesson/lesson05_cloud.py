@@ -321,7 +321,7 @@ def spread_html(report: kcloud.SpreadReport, stopped: str | None, *, done: bool 
         bar = "█" * max(0, round(24 * count / most))
         mark = " (stopped mid-way)" if instance_id == stopped else ""
         rows.append([escape(instance_id + mark), str(count),
-                     f'<span style="color:#0072B2">{bar}</span>'])
+                     f'<span style="color:var(--jp-brand-color1)">{bar}</span>'])
     summary = (f"{report.requests} requests in {report.seconds:.1f} s; errors seen by the "
                f"client: <b>{report.client_errors}</b>; retried on another instance: "
                f"{report.failovers}; taken out of rotation: "

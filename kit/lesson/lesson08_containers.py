@@ -66,7 +66,7 @@ from kit.lesson.lesson import Lesson
 from kit.lesson.lesson07_limitations import guest_memory_mb
 from kit.lesson.prediction import Outcome, Prediction
 from kit.lesson.quiz import Choice, Question, Quiz
-from kit.view import markup, plots
+from kit.view import colours, markup, plots
 from kit.view.diagram import render_svg
 from kit.view.markup import escape
 from kit.widgets.base import KitWidget, working
@@ -290,8 +290,14 @@ def stack_graph(graph_id: str = "l8stack") -> graphviz.Digraph:
     return graph
 
 
+STACK_SCOPE = "kit-l8-stack"
+
+
 def stack_svg() -> str:
-    return render_svg(stack_graph())
+    """The stacks picture, with its dark-theme twin colours (kit.view.colours)."""
+    svg = render_svg(stack_graph())
+    css = colours.dark_css(svg, f".{STACK_SCOPE}")
+    return f'<div class="{STACK_SCOPE}">{svg}<style>{css}</style></div>'
 
 
 class CompareView(KitWidget):

@@ -22,7 +22,7 @@ Each lets go of its listeners on ``close()``.
 from __future__ import annotations
 
 from kit.widgets.agent_explorer import AgentExplorer
-from kit.widgets.base import ErrorBanner, KitWidget
+from kit.widgets.base import ErrorBanner, KitWidget, LogView
 from kit.widgets.console_view import ConsoleView
 from kit.widgets.control_room import ControlRoom
 from kit.widgets.dashboard import Dashboard
@@ -43,6 +43,7 @@ __all__ = [
     "HostView",
     "KitWidget",
     "LiveDiagram",
+    "LogView",
     "QMPExplorer",
 ]
 

@@ -28,6 +28,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import ipywidgets as widgets
 import psutil
@@ -163,15 +164,22 @@ def _find_other(name: str) -> HostGuest:
 
 
 def _is_users_qemu(pid: int, name: str) -> bool:
-    """The process is ours (same real user) and is the QEMU of guest ``name``."""
+    """The process is ours (same real user), runs a QEMU program, and is guest ``name``'s.
+
+    All three, because a process id can be reused: a learner's own program
+    whose command line merely mentions the guest (``pgrep -f web1,process=``)
+    must never be killed in a guest's place.
+    """
     try:
         process = psutil.Process(pid)
         if process.uids().real != os.getuid():
             return False
+        program = Path(process.exe()).name
         words = process.cmdline()
     except psutil.Error:
         return False
-    return any(word.startswith(f"{name},process=") for word in words)
+    return (program.startswith("qemu-system-")
+            and any(word.startswith(f"{name},process=") for word in words))
 
 
 def _rss_mb(pid: int | None) -> float | None:

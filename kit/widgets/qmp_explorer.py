@@ -13,8 +13,8 @@ from typing import Any
 import ipywidgets as widgets
 
 from kit.hypervisor.guest import Guest
-from kit.view.markup import escape, pre
-from kit.widgets.base import KitWidget, resolve_guest
+from kit.view.markup import escape
+from kit.widgets.base import KitWidget, LogView, resolve_guest
 from kit.widgets.command_form import Command, CommandForm, one_line
 
 LOG_LINES = 60
@@ -62,7 +62,7 @@ class QMPExplorer(KitWidget):
         self.guest = resolve_guest(guest)
         self.form = CommandForm(QMP_COMMANDS, self._execute, "QEMU")
         self.form.send_button.on_click(self._callback("sending a QMP command", self.form.submit))
-        self.log_view = widgets.HTML()
+        self.log_view = LogView("14em")
         self.refresh_button = widgets.Button(description="refresh", icon="refresh",
                                              layout=widgets.Layout(width="8em"))
         self.refresh_button.on_click(self._callback("reading the QMP log", self.refresh_log))
@@ -85,8 +85,7 @@ class QMPExplorer(KitWidget):
 
     def refresh_log(self) -> None:
         """Show the latest entries of ``guest.qmp_log``."""
-        self.log_view.value = pre(format_log(_copy(self.guest.qmp_log)), "14em",
-                                  stick_to_bottom=True)
+        self.log_view.show(format_log(_copy(self.guest.qmp_log)))
 
 
 def _copy(entries: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:

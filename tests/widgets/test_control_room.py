@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+import pwd
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psutil
@@ -17,7 +18,13 @@ from kit.core import paths
 from kit.guestos import images
 from kit.hypervisor import registry
 from kit.widgets import ControlRoom
-from kit.widgets.control_room import host_guests, other_guests, stop_everything, stop_other
+from kit.widgets.control_room import (
+    HostGuest,
+    host_guests,
+    other_guests,
+    stop_everything,
+    stop_other,
+)
 from tests.waiting import wait_until
 
 
@@ -170,10 +177,49 @@ def test_stopping_an_unknown_guest_is_explained() -> None:
         stop_other("nobody-here")
 
 
-def test_a_pid_that_is_not_our_qemu_is_never_killed() -> None:
-    from kit.widgets.control_room import HostGuest
+@pytest.fixture
+def bystander() -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
+    """Throwaway processes that are not QEMU: a wrong SIGKILL ends one, never the test run."""
+    started: list[subprocess.Popen[bytes]] = []
 
-    # This very test process: alive, ours, but not the QEMU of that guest.
-    me = HostGuest("impostor", os.getpid(), 64, os.getpid(), "running", None)
-    stop_other(me)  # must do nothing
-    assert psutil.pid_exists(os.getpid())
+    def start(*words: str, user: int | None = None) -> subprocess.Popen[bytes]:
+        # sh -c 'sleep; :' stays a shell (no exec), so its command line keeps ``words``.
+        process = subprocess.Popen(["/bin/sh", "-c", "sleep 60; :", *words], user=user)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.kill()
+        process.wait(10)
+
+
+def test_a_pid_that_is_not_our_qemu_is_never_killed(
+    bystander: Callable[..., subprocess.Popen[bytes]]
+) -> None:
+    # Alive, this user's, but no QEMU: a recycled process id looks like this.
+    other = bystander()
+    stop_other(HostGuest("impostor", other.pid, 64, os.getpid(), "running", None))
+    assert other.poll() is None, "stop_other killed a process that is not a QEMU"
+
+
+def test_a_process_of_this_user_that_only_names_the_guest_is_never_killed(
+    bystander: Callable[..., subprocess.Popen[bytes]]
+) -> None:
+    # Not QEMU, but its command line has the word QEMU's -name option has (think of a
+    # learner's `pgrep -f impostor,process=` still running when its number is reused).
+    other = bystander("impostor,process=qemu-impostor")
+    stop_other(HostGuest("impostor", other.pid, 64, os.getpid(), "running", None))
+    assert other.poll() is None, "stop_other killed a process that is not a QEMU"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can start a process as another user")
+def test_a_process_of_another_user_is_never_killed(
+    bystander: Callable[..., subprocess.Popen[bytes]]
+) -> None:
+    # Another user's process whose command line even names the guest as QEMU's -name does.
+    nobody = pwd.getpwnam("nobody").pw_uid
+    other = bystander("impostor,process=qemu-impostor", user=nobody)
+    assert wait_until(lambda: psutil.Process(other.pid).uids().real == nobody, 5)
+    stop_other(HostGuest("impostor", other.pid, 64, os.getpid(), "running", None))
+    assert other.poll() is None, "stop_other killed a process of another user"
