@@ -2,7 +2,8 @@
 # Set up the kit on this machine, then (optionally) open the lessons or run the tests.
 #
 #   ./setup.sh            set up only
-#   ./setup.sh lab        set up, then open JupyterLab on lessons/
+#   ./setup.sh lab        set up, then open JupyterLab on your own copies of
+#                         the lessons (~/kit-lessons, or KIT_LESSONS_DIR)
 #   ./setup.sh control-room
 #                         set up, then serve the instructor control room
 #                         (lessons/control-room.ipynb) alone with Voila, on
@@ -11,11 +12,19 @@
 #                         set up, then run the test suite (ARGS go to pytest)
 #
 # Setting up means, in order, and each step is skipped when already done:
-#   1. the Debian packages in KIT_DEFAULT_APT_PACKAGES below (apt-get, as root);
+#   1. the Debian packages in KIT_DEFAULT_APT_PACKAGES below (apt-get, as root),
+#      and for `test` the test tools in KIT_TEST_APT_PACKAGES too;
 #   2. a Python virtual environment in .venv with the kit installed in it
 #      (pip runs again only when pyproject.toml has changed);
 #   3. the guest image (`python -m kit image`; cached, fast the second time);
 #   4. for `lab` and plain setup: the readiness checklist (`python -m kit doctor`).
+#
+# `test` is strict where setting up for the lessons is forgiving: the aarch64
+# image and the image with Debian's kernel must build, the image must boot the
+# kit's own kernel (unless KIT_KERNEL=debian asks for Debian's on purpose), it
+# makes the unprivileged user KIT_TEST_USER that some tests act as (as root),
+# and the suite runs with KIT_TESTING_ALL=1 and the plugin tests/skip_policy.py:
+# a test that skips then fails, unless README.md names it as skipped on purpose.
 #
 # Environment variables (all optional):
 #   KIT_APT_PACKAGES   space-separated Debian packages to require instead of
@@ -24,6 +33,8 @@
 #   KIT_SKIP_IMAGE=1   skip step 3
 #   KIT_SKIP_DOCTOR=1  skip step 4
 #   KIT_PYTHON         the Python (>= 3.11, with venv) to build .venv from
+#   KIT_KERNEL=debian  guests boot Debian's kernel, not the kit's own; for
+#                      `test`, the tests of the kit's kernel then skip
 #
 # The functions below can be loaded without running anything
 # (`source setup.sh`): main only runs when the file is executed.
@@ -56,8 +67,19 @@ KIT_DEFAULT_APT_PACKAGES=(
     libelf-dev
     libssl-dev
     xz-utils
-    chromium          # a real browser for the tests of the lessons in JupyterLab
+    fonts-noto-color-emoji  # the lessons' icons, in a browser on this machine
 )
+
+# Installed by `./setup.sh test` only: programs that only tests run.
+KIT_TEST_APT_PACKAGES=(
+    chromium          # a real browser for the tests of the lessons in JupyterLab
+    shellcheck        # tests/test_setup_script.py checks this script with it
+    gpg               # tests/test_hosting_files.py reads postBuild's embedded key
+)
+
+# The unprivileged user the tests act as, besides root (created by
+# `./setup.sh test` run as root; tests/infrastructure/test_limits.py).
+KIT_TEST_USER=kit-learner
 
 # The same needs in plain words, for machines without apt.
 # Each entry: "program|what provides it".
@@ -97,12 +119,17 @@ repo_root() {
     (cd "$dir" && pwd -P)
 }
 
+# The Debian packages to require, one a line; with the argument "test", the
+# test tools as well (`./setup.sh lab` stays without them).
 apt_packages() {
     if [[ -n "${KIT_APT_PACKAGES:-}" ]]; then
         # shellcheck disable=SC2086  # split on purpose: a space-separated list
         printf '%s\n' $KIT_APT_PACKAGES
     else
         printf '%s\n' "${KIT_DEFAULT_APT_PACKAGES[@]}"
+        if [[ "${1:-}" == test ]]; then
+            printf '%s\n' "${KIT_TEST_APT_PACKAGES[@]}"
+        fi
     fi
 }
 
@@ -154,6 +181,7 @@ no_apt_help() {
 }
 
 step_system_packages() {
+    local mode="${1:-setup}"
     if [[ "${KIT_SKIP_APT:-}" == 1 ]]; then
         say "skipping system packages (KIT_SKIP_APT=1)"
         return 0
@@ -164,7 +192,7 @@ step_system_packages() {
         return 0
     fi
     local wanted=() missing=()
-    mapfile -t wanted < <(apt_packages)
+    mapfile -t wanted < <(apt_packages "$mode")
     mapfile -t missing < <(missing_packages "${wanted[@]}")
     if ((${#missing[@]} == 0)); then
         say "system packages: all ${#wanted[@]} installed"
@@ -277,7 +305,7 @@ step_python_packages() {
 }
 
 step_image() {
-    local root="$1"
+    local root="$1" mode="${2:-setup}"
     if [[ "${KIT_SKIP_IMAGE:-}" == 1 ]]; then
         say "skipping the guest image (KIT_SKIP_IMAGE=1)"
         return 0
@@ -285,13 +313,69 @@ step_image() {
     say "preparing the guest image (built once, then cached)"
     (cd "$root" && .venv/bin/python -m kit image) ||
         die "the guest image could not be built (see the messages above)."
-    # Lesson 2's aarch64 guest: optional, so a failure only warns (the lesson
-    # then says why it has no aarch64 guest).
-    (cd "$root" && .venv/bin/python -m kit image --arch aarch64) ||
+    # Lesson 2's aarch64 guest: optional for the lessons, so a failure only
+    # warns (the lesson then says why it has no aarch64 guest); the tests of
+    # that lesson need it.
+    if ! (cd "$root" && .venv/bin/python -m kit image --arch aarch64); then
+        [[ "$mode" == test ]] &&
+            die "the aarch64 guest image could not be built (see above), and the tests need it."
         warn "no aarch64 guest image (see above); lesson 2 will show why."
+    fi
     # Lesson 6 boots Debian's kernel beside the kit's own (a second x86 image).
-    (cd "$root" && .venv/bin/python -m kit image --kernel debian) ||
+    if ! (cd "$root" && .venv/bin/python -m kit image --kernel debian); then
+        [[ "$mode" == test ]] &&
+            die "the image with Debian's kernel could not be built (see above), and the tests need it."
         warn "no image with Debian's kernel (see above); lesson 6 will build it when asked."
+    fi
+}
+
+# For the tests: the guest image must boot the kit's own kernel.  Elsewhere a
+# kernel that cannot be built only warns and guests boot Debian's; in the test
+# command that fallback would leave the kit's kernel untested while the tests
+# pass, so it fails, unless KIT_KERNEL=debian chose Debian's kernel on purpose.
+require_kit_kernel() {
+    local root="$1" found
+    if [[ "${KIT_KERNEL:-}" == debian ]]; then
+        say "KIT_KERNEL=debian: the tests run on Debian's kernel, on purpose"
+        return 0
+    fi
+    if [[ "${KIT_SKIP_IMAGE:-}" == 1 ]]; then
+        return 0  # no image built here; the tests of the kit's kernel check it
+    fi
+    found="$(cd "$root" && .venv/bin/python -c '
+from kit.guestos import images
+image = images.find_image()
+print(image.kernel_summary() if image else "no guest image is built")
+raise SystemExit(0 if image and image.kernel_source == "kit" else 1)
+' 2>&1)" || die "the tests need the kit's own guest kernel, and the guest image has none:" \
+        "  $found" \
+        "" \
+        "Fix what stops the kernel build (python -m kit image --rebuild tries it again)," \
+        "or test with Debian's kernel on purpose: KIT_KERNEL=debian ./setup.sh test"
+    say "guests boot $found"
+}
+
+# For the tests: the unprivileged user they act as, besides root, to check
+# what one user's guests and sockets are to another.  A system user with a
+# home of its own (its own ~/.cache/kit), made once; only root can make it.
+step_test_user() {
+    local root="$1"
+    if ((EUID != 0)); then
+        say "running the tests as $(id -un) (the tests that act as a second user need root)"
+        return 0
+    fi
+    if id -u "$KIT_TEST_USER" >/dev/null 2>&1; then
+        say "test user $KIT_TEST_USER: there"
+    else
+        say "creating the unprivileged user $KIT_TEST_USER for the tests"
+        useradd --system --create-home --home-dir "/var/lib/$KIT_TEST_USER" \
+            --shell /usr/sbin/nologin --comment "the kit's tests" "$KIT_TEST_USER" ||
+            die "could not create the user $KIT_TEST_USER (useradd, from the passwd package)."
+    fi
+    # It runs this checkout's .venv: a folder above it closed to others fails those tests.
+    setpriv --reuid="$(id -u "$KIT_TEST_USER")" --regid="$(id -g "$KIT_TEST_USER")" \
+        --clear-groups test -r "$root/setup.sh" -a -x "$root/.venv/bin/python" ||
+        warn "$KIT_TEST_USER cannot read $root: the tests run as that user will fail (put the checkout where other users can read it)."
 }
 
 step_doctor() {
@@ -310,10 +394,28 @@ has_display() {
     [[ -n "${DISPLAY:-}" || -n "${WAYLAND_DISPLAY:-}" ]]
 }
 
-# Print, one per line, the arguments for `jupyter lab`, for the user id $2.
+# The learner's own copies of the lessons (python -m kit lessons): made on
+# the first run, never overwritten, so the repository's lessons/ stays as
+# shipped and what JupyterLab saves is the learner's.
+lessons_folder() {
+    printf '%s\n' "${KIT_LESSONS_DIR:-$HOME/kit-lessons}"
+}
+
+step_lesson_copies() {
+    local root="$1" folder
+    folder="$(lessons_folder)"
+    (cd "$root" && .venv/bin/python -m kit lessons "$folder") ||
+        die "could not copy the lessons into $folder (see above); set KIT_LESSONS_DIR to another folder."
+}
+
+# Print, one per line, the arguments for `jupyter lab`, for the user id $2,
+# on the learner's copies of the lessons in $3.  Saved lessons keep no output
+# of a live widget (kit.lesson.workspace.drop_widget_views), so a lesson
+# opened again shows no "model not found".
 jupyter_lab_args() {
-    local root="$1" uid="$2"
-    printf '%s\n' --ip=127.0.0.1 "--ServerApp.root_dir=$root/lessons"
+    local root="$1" uid="$2" folder="${3:-$1/lessons}"
+    printf '%s\n' --ip=127.0.0.1 "--ServerApp.root_dir=$folder" \
+        "--ContentsManager.pre_save_hook=kit.lesson.workspace.drop_widget_views"
     ((uid == 0)) && printf '%s\n' --allow-root
     has_display || printf '%s\n' --no-browser
     return 0
@@ -322,7 +424,8 @@ jupyter_lab_args() {
 usage() {
     cat <<'EOF'
 usage: ./setup.sh            set up the kit
-       ./setup.sh lab        set up, then open JupyterLab on lessons/
+       ./setup.sh lab        set up, then open JupyterLab on your own copies
+                             of the lessons (~/kit-lessons)
        ./setup.sh control-room
                              set up, then serve the instructor control room
                              on http://127.0.0.1:8866/ (Voila)
@@ -348,14 +451,14 @@ main() {
     root="$(repo_root)"
     cd "$root"
 
-    step_system_packages
+    step_system_packages "$mode"
     step_venv "$root"
     if [[ "$mode" == test ]]; then
         step_python_packages "$root" lab,test
     else
         step_python_packages "$root" lab
     fi
-    step_image "$root"
+    step_image "$root" "$mode"
 
     case "$mode" in
         setup)
@@ -364,9 +467,11 @@ main() {
             ;;
         lab)
             step_doctor "$root"
-            local args=()
-            mapfile -t args < <(jupyter_lab_args "$root" "$EUID")
-            say "opening JupyterLab on lessons/ (stop it with Ctrl-C)"
+            step_lesson_copies "$root"
+            local args=() folder
+            folder="$(lessons_folder)"
+            mapfile -t args < <(jupyter_lab_args "$root" "$EUID" "$folder")
+            say "opening JupyterLab on your copies of the lessons in $folder (stop it with Ctrl-C)"
             exec "$root/.venv/bin/jupyter" lab "${args[@]}"
             ;;
         control-room)
@@ -380,8 +485,11 @@ main() {
                 --port 8866 --Voila.ip=127.0.0.1 --token
             ;;
         test)
+            require_kit_kernel "$root"
+            step_test_user "$root"
             say "running the tests"
-            exec "$root/.venv/bin/python" -m pytest "$@"
+            export KIT_TESTING_ALL=1
+            exec "$root/.venv/bin/python" -m pytest -p tests.skip_policy "$@"
             ;;
     esac
 }

@@ -359,11 +359,15 @@ def test_failed_pip_leaves_no_stamp(sandbox: Path) -> None:
 # JupyterLab -------------------------------------------------------------------
 
 
+SAVE_HOOK = "--ContentsManager.pre_save_hook=kit.lesson.workspace.drop_widget_views"
+
+
 def test_jupyter_lab_as_root_without_display() -> None:
-    args = call("jupyter_lab_args", "/repo", "0").stdout.split()
+    args = call("jupyter_lab_args", "/repo", "0", "/root/kit-lessons").stdout.split()
     assert args == [
         "--ip=127.0.0.1",
-        "--ServerApp.root_dir=/repo/lessons",
+        "--ServerApp.root_dir=/root/kit-lessons",
+        SAVE_HOOK,
         "--allow-root",
         "--no-browser",
     ]
@@ -371,5 +375,148 @@ def test_jupyter_lab_as_root_without_display() -> None:
 
 def test_jupyter_lab_as_user_with_display() -> None:
     for display in ({"DISPLAY": ":0"}, {"WAYLAND_DISPLAY": "wayland-0"}):
-        args = call("jupyter_lab_args", "/repo", "1000", env=clean_env(**display)).stdout.split()
-        assert args == ["--ip=127.0.0.1", "--ServerApp.root_dir=/repo/lessons"]
+        args = call("jupyter_lab_args", "/repo", "1000", "/home/ana/kit-lessons",
+                    env=clean_env(**display)).stdout.split()
+        assert args == ["--ip=127.0.0.1", "--ServerApp.root_dir=/home/ana/kit-lessons",
+                        SAVE_HOOK]
+
+
+def test_the_lessons_open_in_the_learners_own_folder() -> None:
+    assert call("lessons_folder", env=clean_env(HOME="/home/ana")).stdout.strip() == (
+        "/home/ana/kit-lessons")
+    chosen = clean_env(HOME="/home/ana", KIT_LESSONS_DIR="/srv/ana-lessons")
+    assert call("lessons_folder", env=chosen).stdout.strip() == "/srv/ana-lessons"
+
+
+# The test command: strict where setting up for the lessons is forgiving ----------
+
+
+def test_test_tools_are_installed_for_the_tests_only() -> None:
+    lab = call("apt_packages").stdout.split()
+    tests = call("apt_packages", "test").stdout.split()
+    assert {"shellcheck", "gpg", "chromium"}.isdisjoint(lab)  # a learner needs no browser here
+    assert tests == [*lab, "chromium", "shellcheck", "gpg"]
+    assert "fonts-noto-color-emoji" in lab  # the lessons' icons, in a local browser
+    # What the tests run is installed by the test command (or by every setup).
+    needed = {"shellcheck", "gpg", "cpio", "e2fsprogs", "qemu-guest-agent", "busybox-static",
+              "util-linux", "chromium"}
+    assert needed <= set(tests)
+
+
+def fake_venv_python(sandbox: Path, body: str) -> Path:
+    bin_dir = sandbox / ".venv" / "bin"
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    return make_stub(bin_dir, "python", body)
+
+
+def test_an_image_without_the_kits_kernel_fails_the_test_command(sandbox: Path) -> None:
+    fake_venv_python(sandbox, "echo \"Debian's kernel 6.1.0 (not the kit's own: no gcc)\"\n"
+                              "exit 1\n")
+    result = call("require_kit_kernel", str(sandbox), script=sandbox / "setup.sh")
+    assert result.returncode == 1
+    assert "the tests need the kit's own guest kernel" in result.stderr
+    assert "not the kit's own: no gcc" in result.stderr
+    assert "KIT_KERNEL=debian ./setup.sh test" in result.stderr
+
+
+def test_debian_kernel_on_purpose_is_not_checked(sandbox: Path) -> None:
+    log = sandbox / "python.log"
+    fake_venv_python(sandbox, f"echo called >> {log}\nexit 1\n")
+    result = call("require_kit_kernel", str(sandbox), script=sandbox / "setup.sh",
+                  env=clean_env(KIT_KERNEL="debian"))
+    assert result.returncode == 0, result.stderr
+    assert "KIT_KERNEL=debian" in result.stdout and not log.exists()
+
+
+def test_the_kit_kernel_check_on_this_checkout() -> None:
+    """The check's Python, for real, on this checkout's image (setup built it)."""
+    from kit.guestos import images
+
+    if images.kernel_choice() == "debian":
+        result = call("require_kit_kernel", str(ROOT), env=clean_env(KIT_KERNEL="debian"))
+        assert "on purpose" in result.stdout
+    else:
+        result = call("require_kit_kernel", str(ROOT))
+        assert "guests boot the kit's own kernel" in result.stdout, result.stderr
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("mode", ["setup", "test"])
+def test_an_optional_image_is_required_by_the_test_command(sandbox: Path, mode: str) -> None:
+    fake_venv_python(sandbox, 'case "$*" in *aarch64*) exit 1 ;; esac\nexit 0\n')
+    result = call("step_image", str(sandbox), mode, script=sandbox / "setup.sh")
+    if mode == "test":
+        assert result.returncode == 1
+        assert "the aarch64 guest image could not be built" in result.stderr
+    else:
+        assert result.returncode == 0, result.stderr
+        assert "no aarch64 guest image" in result.stderr
+
+
+def test_the_test_user_is_made_once(sandbox: Path) -> None:
+    log = sandbox / "calls.log"
+    there = sandbox / "user-exists"
+    make_stub(sandbox, "id", f'echo "id $*" >> {log}\n'
+                             f'[ "$1" = -un ] && {{ echo someone; exit 0; }}\n'
+                             f'[ -e {there} ] && {{ echo 999; exit 0; }}\nexit 1\n')
+    make_stub(sandbox, "useradd", f'echo "useradd $*" >> {log}\ntouch {there}\n')
+    make_stub(sandbox, "setpriv", f'echo "setpriv $*" >> {log}\n')
+    env = clean_env(PATH=f"{sandbox}:{os.environ['PATH']}")
+    first = call("step_test_user", str(ROOT), env=env)
+    again = call("step_test_user", str(ROOT), env=env)
+    assert first.returncode == 0 and again.returncode == 0, first.stderr + again.stderr
+    calls = log.read_text().splitlines()
+    if os.geteuid() != 0:  # only root makes users; the tests acting as two users say so
+        assert calls == ["id -un", "id -un"]
+        assert "need root" in first.stdout
+        return
+    made = [line for line in calls if line.startswith("useradd")]
+    assert made == ["useradd --system --create-home --home-dir /var/lib/kit-learner "
+                    "--shell /usr/sbin/nologin --comment the kit's tests kit-learner"]
+    assert "creating the unprivileged user kit-learner" in first.stdout
+    assert "test user kit-learner: there" in again.stdout
+    checks = [line for line in calls if line.startswith("setpriv")]
+    assert len(checks) == 2 and all(f"test -r {ROOT}/setup.sh" in line for line in checks)
+
+
+def run_main(sandbox: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+    """main with every step replaced by a line in a log, and stand-ins for the programs."""
+    log = sandbox / "steps.log"
+    fake_venv_python(sandbox, f'echo "python $* KIT_TESTING_ALL=${{KIT_TESTING_ALL:-}}" >> {log}\n')
+    make_stub(sandbox / ".venv" / "bin", "jupyter", f'echo "jupyter $1" >> {log}\n')
+    steps = ("step_system_packages step_venv step_python_packages step_image step_doctor "
+             "require_kit_kernel step_test_user")
+    fakes = "".join(f'{name}() {{ echo "{name} ${{*#$root}}" >> {log}; }}; '
+                    for name in steps.split()).replace("$root", str(sandbox))
+    result = subprocess.run(
+        [BASH, "-c", f'source "$1"; shift; {fakes} main "$@"', "bash",
+         str(sandbox / "setup.sh"), *args],
+        capture_output=True, text=True, env=clean_env(), timeout=30, check=False,
+    )
+    return result, log.read_text().splitlines() if log.exists() else []
+
+
+def test_the_test_command_checks_the_kernel_makes_the_user_and_forbids_skips(
+    sandbox: Path,
+) -> None:
+    result, steps = run_main(sandbox, "test", "-k", "limits")
+    assert result.returncode == 0, result.stderr
+    assert steps == [
+        "step_system_packages test",
+        "step_venv ",
+        "step_python_packages  lab,test",
+        "step_image  test",
+        "require_kit_kernel ",
+        "step_test_user ",
+        "python -m pytest -p tests.skip_policy -k limits KIT_TESTING_ALL=1",
+    ]
+
+
+def test_the_lab_stays_lean(sandbox: Path) -> None:
+    result, steps = run_main(sandbox, "lab")
+    assert result.returncode == 0, result.stderr
+    home = os.environ["HOME"]
+    assert steps == ["step_system_packages lab", "step_venv ", "step_python_packages  lab",
+                     "step_image  lab", "step_doctor ",
+                     f"python -m kit lessons {home}/kit-lessons KIT_TESTING_ALL=",  # own copies
+                     "jupyter lab"]

@@ -108,6 +108,7 @@ def arm_image() -> images.GuestImage:
     return images.ensure_image(ARCH, common.print_progress)
 
 
+@pytest.mark.guest  # the aarch64 image is built on first use
 @pytest.mark.slow
 def test_virt_profile_is_always_emulated_on_this_host(arm_image: images.GuestImage) -> None:
     image = arm_image
@@ -130,6 +131,7 @@ def _elf_machine(data: bytes) -> int:
     return int(struct.unpack_from("<H", data, 18)[0])
 
 
+@pytest.mark.guest  # the aarch64 image is built on first use
 @pytest.mark.slow
 def test_image_is_built_from_arm64_packages_and_cached(arm_image: images.GuestImage) -> None:
     again = images.ensure_image(ARCH)
@@ -142,6 +144,7 @@ def test_image_is_built_from_arm64_packages_and_cached(arm_image: images.GuestIm
     assert "/usr/lib/aarch64-linux-gnu/libglib-2.0.so.0" in contents
 
 
+@pytest.mark.guest  # the aarch64 image is built on first use
 @pytest.mark.slow
 def test_programs_in_the_image_are_for_aarch64(arm_image: images.GuestImage) -> None:
     trees = sorted((apt.packages_dir() / "unpacked").glob("qemu-guest-agent_*_arm64"))
