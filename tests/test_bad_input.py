@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +17,8 @@ import pytest
 import kit
 from kit.core import incidents, paths
 from kit.guestos import images
+from kit.infrastructure import limits
+from kit.labs.cloud import capacity
 from kit.widgets import AgentExplorer, DoorsPanel, LiveDiagram, QMPExplorer
 from tests.conftest import free_port, our_qemu_pids
 
@@ -277,13 +280,71 @@ def test_states_and_commands_on_a_live_guest(image: images.GuestImage, guest_nam
         g.stop()
 
 
+# -- what a shared folder may not be -------------------------------------------------------
 
-def _eventually(condition: Callable[[], bool], seconds: float = 5.0) -> bool:
-    import time
 
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return condition()
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A learner's home folder of the test's own (HOME is what ~ and Path.home() read)."""
+    folder = tmp_path / "home" / "learner"
+    (folder / ".ssh" / "keys").mkdir(parents=True)
+    (folder / ".ssh" / "id_ed25519").write_text("not a real key\n")
+    (folder / ".config" / "gh").mkdir(parents=True)
+    (folder / "lesson-files").mkdir()
+    monkeypatch.setenv("HOME", str(folder))
+    return folder
+
+
+def test_a_hidden_folder_of_the_home_is_not_shared(home: Path) -> None:
+    for given in ("~/.ssh", str(home / ".ssh"), "~/.config"):
+        check(Case(f"share {given}", guest(shared_folder=given), kit.InvalidInput,
+                   "hidden settings folder of your home"))
+    (home / "innocent").symlink_to(home / ".ssh")  # a link is followed before the check
+    check(Case("share a link to ~/.ssh", guest(shared_folder="~/innocent"), kit.InvalidInput,
+               "hidden settings folder of your home"))
+    assert kit.Guest("bad", shared_folder="~/lesson-files").doors  # a plain folder is fine
+
+
+@pytest.mark.parametrize("inside", [".ssh/keys", ".config/gh"])
+def test_a_folder_inside_a_hidden_folder_of_the_home_is_not_shared(home: Path,
+                                                                   inside: str) -> None:
+    check(Case(f"share ~/{inside}", guest(shared_folder=f"~/{inside}"), kit.InvalidInput,
+               "hidden settings folder"))
+
+
+def test_a_shared_folder_with_a_line_break_in_its_path_is_refused(tmp_path: Path) -> None:
+    for folder in (tmp_path / "two\nlines", tmp_path / "a\nb" / "below"):
+        folder.mkdir(parents=True)
+        check(Case("share a path with a line break", guest(shared_folder=folder),
+                   kit.InvalidInput, "cannot contain a line break"))
+    check(Case("share a missing path with a line break",
+               guest(shared_folder=tmp_path / "gone\naway"), kit.InvalidInput,
+               "does not exist"))
+
+
+# -- the caps of one user: KIT_MAX_GUESTS, KIT_MAX_GUEST_MEMORY_MB ------------------------------
+
+CAPS = ["KIT_MAX_GUESTS", "KIT_MAX_GUEST_MEMORY_MB"]
+
+
+@pytest.mark.parametrize("value", ["", " ", "0", "-1", "8.5", "1e3", "lots", "0x10"])
+@pytest.mark.parametrize("variable", CAPS)
+def test_a_bad_cap_setting_is_refused_where_it_is_read(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    read = limits.max_guests if variable == "KIT_MAX_GUESTS" else limits.max_guest_memory_mb
+    check(Case(f"{variable}={value!r}", read, kit.InvalidInput,
+               f"{variable}={value!r} is not a positive whole number"))
+    check(Case(f"the cloud's capacity with {variable}={value!r}", capacity, kit.InvalidInput,
+               variable))
+
+
+@pytest.mark.parametrize("variable", CAPS)
+def test_a_bad_cap_setting_refuses_a_start_before_anything_starts(
+    image: images.GuestImage, guest_name: str, monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
+    monkeypatch.setenv(variable, "none")
+    check(Case(f"start with {variable}='none'", kit.Guest(guest_name).start,
+               kit.InvalidInput, f"Unset {variable}"))
+    assert kit.guests() == []

@@ -6,15 +6,16 @@ it, shutting it down, or killing it must.  These run a real IPython kernel.
 
 from __future__ import annotations
 
+import queue
 import time
 from collections.abc import Iterator
 
-import psutil
 import pytest
 from jupyter_client.blocking.client import BlockingKernelClient
 from jupyter_client.manager import KernelManager
 
 from kit.guestos import images
+from tests.waiting import alive, gone
 
 pytestmark = [pytest.mark.guest, pytest.mark.slow]
 
@@ -54,20 +55,17 @@ def start_guests(client: BlockingKernelClient, *names: str) -> list[int]:
     return [int(pid) for pid in run_cell(client, code).split()]
 
 
-def gone_within(pids: list[int], seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if not any(_alive(pid) for pid in pids):
-            return True
-        time.sleep(0.05)
-    return False
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
+def wait_for_output(client: BlockingKernelClient, text: str, timeout: float = 30) -> None:
+    """Until the running cell has printed ``text`` (read from the kernel's iopub channel)."""
+    deadline = time.monotonic() + timeout
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            message = client.get_iopub_msg(timeout=left)
+        except queue.Empty:
+            break
+        if message["msg_type"] == "stream" and text in message["content"]["text"]:
+            return
+    raise AssertionError(f"the cell did not print {text!r} within {timeout:g} s")
 
 
 def test_interrupt_keeps_guests_and_restart_stops_them(
@@ -75,15 +73,15 @@ def test_interrupt_keeps_guests_and_restart_stops_them(
 ) -> None:
     manager, client = kernel
     pids = start_guests(client, "kern-a", "kern-b")
-    client.execute("import time; time.sleep(60)")
-    time.sleep(1)
+    client.execute("import time; print('sleeping', flush=True); time.sleep(60)")
+    wait_for_output(client, "sleeping")  # the cell runs: the interrupt lands in it
     manager.interrupt_kernel()
     reply = client.get_shell_msg(timeout=30)
     assert reply["content"]["status"] == "error"  # KeyboardInterrupt, as a learner sees it
-    assert all(_alive(pid) for pid in pids)
+    assert all(alive(pid) for pid in pids)
     assert run_cell(client, "print(g_kern_a.run('echo still here').stdout)") == "still here\n\n"
     manager.restart_kernel(now=False)
-    assert gone_within(pids, 10)
+    assert gone(pids, 10)
 
 
 def test_shutdown_stops_guests(
@@ -92,7 +90,7 @@ def test_shutdown_stops_guests(
     manager, client = kernel
     pids = start_guests(client, "kern-c")
     manager.shutdown_kernel(now=False)
-    assert gone_within(pids, 10)
+    assert gone(pids, 10)
 
 
 def test_killed_kernel_takes_its_guests(
@@ -101,7 +99,7 @@ def test_killed_kernel_takes_its_guests(
     manager, client = kernel
     pids = start_guests(client, "kern-d", "kern-e")
     manager.shutdown_kernel(now=True)  # SIGKILL: no Python cleanup runs
-    assert gone_within(pids, 2)
+    assert gone(pids, 2)
 
 
 def test_twenty_kernel_ends_in_a_row(image: images.GuestImage) -> None:
@@ -135,7 +133,7 @@ def test_twenty_kernel_ends_in_a_row(image: images.GuestImage) -> None:
         else:
             manager.shutdown_kernel(now=ending == "kill")
         client.stop_channels()
-        assert gone_within(pids, 5), f"round {round_number} ({ending}): QEMU left behind"
+        assert gone(pids, 5), f"round {round_number} ({ending}): QEMU left behind"
     leftovers = [p for p in paths.runtime_dir().iterdir() if p.name.startswith("loop-")]
     # A killed kernel cannot tidy up; the next start of the same name does.
     assert len(leftovers) <= 2

@@ -33,7 +33,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -388,9 +388,20 @@ class Cloud:
         return chosen
 
     def _pick(self, ids: Iterable[str]) -> list[Instance]:
+        """The instances named by one id or a list of ids; anything else is refused in words."""
         if isinstance(ids, str):
             ids = [ids]
-        return [self.get(i) for i in ids]
+        if not isinstance(ids, Iterable) or isinstance(ids, bytes | Mapping):
+            raise InvalidInput(
+                f"{ids!r} is not an instance id or a list of them.",
+                hint="Give ids as the table shows them, e.g. 'i-0001' or ['i-0001', 'i-0002'] "
+                "(cloud.describe_instances() lists them).")
+        chosen = list(ids)
+        for instance_id in chosen:
+            if not isinstance(instance_id, str):
+                raise InvalidInput(f"{instance_id!r} is not an instance id.",
+                                   hint="Instance ids are text, e.g. 'i-0001'.")
+        return [self.get(i) for i in chosen]
 
 
 def _boot(instance: Instance) -> None:
@@ -430,7 +441,16 @@ class LoadBalancer:
     """
 
     def __init__(self, instances: Iterable[Instance], path: str = APP_PATH) -> None:
+        if isinstance(instances, str | bytes) or not isinstance(instances, Iterable):
+            raise InvalidInput(
+                f"a load balancer spreads requests over instances, not {instances!r}.",
+                hint="Give it the instances themselves: LoadBalancer(cloud.running()).")
         self.targets = list(instances)
+        strangers = [t for t in self.targets if not isinstance(t, Instance)]
+        if strangers:
+            raise InvalidInput(
+                f"{strangers[0]!r} is not an instance of this cloud.",
+                hint="Give it the instances themselves: LoadBalancer(cloud.running()).")
         if not self.targets:
             raise InvalidInput("a load balancer needs at least one instance behind it.",
                                hint="Launch some first: cloud.run_instances(count=2).")

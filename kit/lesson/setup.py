@@ -36,6 +36,8 @@ WHAT_FOR = {
     "free memory": "each guest takes memory of its own from this host",
     "runtime folder": "where the kit keeps each guest's control sockets and logs, "
                       "private to you",
+    "containers": "lesson 8 compares a virtual machine with a container, which needs the "
+                  "host kernel's namespaces; every other lesson runs without them",
 }
 ACCELERATOR_WORDS = {
     "usable": "KVM works here: guest code runs on the real CPU with hardware help, so "

@@ -13,7 +13,7 @@ import socket
 import subprocess
 
 import pytest
-from qemu.qmp import QMPClient
+from qemu.qmp import QMPClient, Runstate
 
 from kit.core import kitloop
 from kit.hypervisor.channels import CHANNEL_NAMES, GuestChannels
@@ -25,7 +25,13 @@ ORDERS = list(itertools.permutations(CHANNEL_NAMES))
 
 async def _own_all(channels: GuestChannels, order: tuple[str, ...]) -> Console:
     """Connect an owner to each channel, in ``order``, as a guest start does."""
+    return (await _owners(channels, order))[0]
+
+
+async def _owners(channels: GuestChannels,
+                  order: tuple[str, ...]) -> tuple[Console, list[QMPClient]]:
     console = Console()
+    clients = []
     for name in order:
         if name == "console":
             await console.attach(channels.hand_over(name, console.close))
@@ -34,7 +40,16 @@ async def _own_all(channels: GuestChannels, order: tuple[str, ...]) -> Console:
             client.await_greeting = False  # the guest agent's way: no greeting to wait for
             client.negotiate = False
             await client.connect(channels.hand_over(name, client.disconnect))
-    return console
+            clients.append(client)
+    return console, clients
+
+
+async def _saw_the_hang_up(console: Console, clients: list[QMPClient]) -> None:
+    """Until every owner has noticed its far end is gone (as when QEMU dies first)."""
+    pump = console._pump
+    while (pump is not None and not pump.done()) or any(
+            c.runstate == Runstate.RUNNING for c in clients):
+        await asyncio.sleep(0.005)  # polls the event on the loop: each owner sees EOF there
 
 
 def _as_if_qemu_started(channels: GuestChannels) -> list[socket.socket]:
@@ -47,11 +62,11 @@ def _as_if_qemu_started(channels: GuestChannels) -> list[socket.socket]:
 async def _round(order: tuple[str, ...], far_end_first: bool) -> None:
     channels = GuestChannels()
     theirs = _as_if_qemu_started(channels)
-    await _own_all(channels, order)
+    console, clients = await _owners(channels, order)
     if far_end_first:
         for sock in theirs:
             sock.close()
-        await asyncio.sleep(0.05)  # let the owners see the hang-up
+        await asyncio.wait_for(_saw_the_hang_up(console, clients), 5)
     await channels.close()
     for sock in theirs:
         sock.close()

@@ -21,10 +21,12 @@ from kit.guestos import images
 from kit.hypervisor import guest as guest_module
 from kit.hypervisor import qemu
 from tests.conftest import free_port
+from tests.waiting import gone, wait_until
 
-pytestmark = pytest.mark.guest
+# Marked one by one: all but two of these tests boot a guest.
 
 
+@pytest.mark.guest
 def test_run_through_the_agent(image: images.GuestImage, guest_name: str) -> None:
     with kit.Guest(guest_name) as g:
         result = g.run("uname -r")
@@ -36,18 +38,17 @@ def test_run_through_the_agent(image: images.GuestImage, guest_name: str) -> Non
     assert g.state == "stopped"
 
 
+@pytest.mark.guest
 def test_console_boot_text_and_typing(image: images.GuestImage, guest_name: str) -> None:
     with kit.Guest(guest_name) as g:
         text = g.console.text()
         assert "Linux version" in text  # the kernel's own boot log
         assert "kit-init: hello from the guest" in text
         g.console.write("echo typed-$((6*7))\n")
-        deadline = time.monotonic() + 10
-        while "typed-42" not in g.console.text() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert "typed-42" in g.console.text()
+        assert wait_until(lambda: "typed-42" in g.console.text(), 10), g.console.tail()
 
 
+@pytest.mark.guest
 def test_http_through_a_forward_on_loopback(image: images.GuestImage, guest_name: str) -> None:
     port = free_port()
     with kit.Guest(guest_name, forwards={port: 80}) as g:
@@ -63,18 +64,20 @@ def test_http_through_a_forward_on_loopback(image: images.GuestImage, guest_name
         assert qemu.MALLOC_TUNABLE in environ["GLIBC_TUNABLES"].split(":")
 
 
+@pytest.mark.guest
 def test_pause_and_resume_seen_by_qmp(image: images.GuestImage, guest_name: str) -> None:
     with kit.Guest(guest_name) as g:
         assert g.qmp("query-status")["status"] == "running"
         g.pause()
         assert g.qmp("query-status")["status"] == "paused"
-        assert _eventually(lambda: g.state == "paused")
+        assert wait_until(lambda: g.state == "paused", 5)
         g.resume()
         assert g.qmp("query-status")["status"] == "running"
-        assert _eventually(lambda: g.state == "running")
+        assert wait_until(lambda: g.state == "running", 5)
         assert g.run("echo alive").stdout == "alive\n"
 
 
+@pytest.mark.guest
 def test_reboot_comes_back(image: images.GuestImage, guest_name: str) -> None:
     with kit.Guest(guest_name) as g:
         g.run("touch /tmp/before-reboot")
@@ -84,6 +87,7 @@ def test_reboot_comes_back(image: images.GuestImage, guest_name: str) -> None:
         assert g.console.count("KIT-READY") == 2
 
 
+@pytest.mark.guest
 def test_guest_writes_never_reach_the_cached_image(image: images.GuestImage,
                                                    guest_name: str) -> None:
     disk = image.root_disk or image.initramfs
@@ -97,6 +101,7 @@ def test_guest_writes_never_reach_the_cached_image(image: images.GuestImage,
         assert not again.run("test -e /etc/learner-note").ok
 
 
+@pytest.mark.guest
 def test_three_guests_at_once(image: images.GuestImage, guest_name: str) -> None:
     guests = [kit.Guest(f"{guest_name}-{i}") for i in range(3)]
     threads = [threading.Thread(target=g.start) for g in guests]
@@ -115,6 +120,7 @@ def test_three_guests_at_once(image: images.GuestImage, guest_name: str) -> None
     assert all(not psutil.pid_exists(g.pid or 0) for g in guests)
 
 
+@pytest.mark.guest
 def test_works_from_a_thread_with_its_own_event_loop(
     image: images.GuestImage, guest_name: str
 ) -> None:
@@ -132,6 +138,7 @@ def test_works_from_a_thread_with_its_own_event_loop(
         assert box == ["from-callback\n"]
 
 
+@pytest.mark.guest
 def test_name_in_use_fails_at_once(image: images.GuestImage, guest_name: str) -> None:
     with kit.Guest(guest_name):
         started = time.monotonic()
@@ -140,6 +147,7 @@ def test_name_in_use_fails_at_once(image: images.GuestImage, guest_name: str) ->
         assert time.monotonic() - started < 2
 
 
+@pytest.mark.guest
 def test_replace_stops_the_old_guest(image: images.GuestImage, guest_name: str) -> None:
     old = kit.Guest(guest_name).start()
     new = kit.Guest(guest_name, replace=True).start()
@@ -150,6 +158,7 @@ def test_replace_stops_the_old_guest(image: images.GuestImage, guest_name: str) 
         new.stop()
 
 
+@pytest.mark.guest
 def test_stop_is_quick_and_leaves_no_files(image: images.GuestImage, guest_name: str) -> None:
     g = kit.Guest(guest_name).start()
     rundir = kit.core.paths.runtime_dir() / guest_name
@@ -163,15 +172,17 @@ def test_stop_is_quick_and_leaves_no_files(image: images.GuestImage, guest_name:
     g.stop()  # a second stop is harmless
 
 
+@pytest.mark.guest
 def test_killed_from_outside_is_noticed(image: images.GuestImage, guest_name: str) -> None:
     g = kit.Guest(guest_name).start()
     os.kill(g.pid or 0, signal.SIGKILL)
-    assert _eventually(lambda: g.state == "stopped", 2)
+    assert wait_until(lambda: g.state == "stopped", 2)
     assert "killed from outside" in (g.exit_reason or "")
     with pytest.raises(kit.GuestNotRunning, match="stopped"):
         g.run("true")
 
 
+@pytest.mark.guest
 def test_sigkilled_parent_takes_its_guests(image: images.GuestImage, tmp_path) -> None:  # type: ignore[no-untyped-def]
     script = textwrap.dedent("""
         import kit, sys
@@ -187,7 +198,7 @@ def test_sigkilled_parent_takes_its_guests(image: images.GuestImage, tmp_path) -
     assert len(pids) == 2 and all(psutil.pid_exists(p) for p in pids)
     parent.kill()
     parent.wait()
-    assert _eventually(lambda: not any(_alive(p) for p in pids), 2)
+    assert gone(pids, 2)
 
 
 def test_missing_image_is_explained(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -195,22 +206,6 @@ def test_missing_image_is_explained(monkeypatch: pytest.MonkeyPatch, tmp_path) -
     with pytest.raises(kit.ImageError, match="not built") as info:
         kit.Guest("noimage").start()
     assert "python -m kit image" in (info.value.hint or "")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
-
-
-def _eventually(condition, seconds: float = 5.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return bool(condition())
 
 
 def test_the_agent_wait_grows_with_a_crowded_host_but_stays_bounded(
@@ -225,6 +220,7 @@ def test_the_agent_wait_grows_with_a_crowded_host_but_stays_bounded(
     assert guest_module.agent_reply_timeout() == guest_module.AGENT_REPLY_TIMEOUT_MAX_S
 
 
+@pytest.mark.guest
 def test_trace_shows_the_real_traffic(image: images.GuestImage, guest_name: str) -> None:
     out = io.StringIO()
     kit.trace(guest_name, stream=out)

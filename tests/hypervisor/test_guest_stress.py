@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -22,6 +21,7 @@ import pytest
 import kit
 from kit.guestos import images
 from tests.fd_hygiene import children, live_transports, open_fds, stale_transports
+from tests.hypervisor.test_faults import stop_the_agent
 from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.guest, pytest.mark.slow]
@@ -39,15 +39,14 @@ def _killed_from_outside(g: kit.Guest) -> None:
 
 
 def _agent_hung_then_stop(g: kit.Guest) -> None:
-    g.agent("guest-exec", path="/bin/sh", arg=["-c", "sleep 0.2; killall -STOP qemu-ga"])
-    time.sleep(0.5)
-    with pytest.raises(kit.AgentError):
+    stop_the_agent(g)
+    with pytest.raises(kit.AgentError, match="hung or stopped"):
         g.run("true")
     g.stop()  # the polite shutdown through the agent times out; QMP quit follows
 
 
 def _agent_killed_then_stop(g: kit.Guest) -> None:
-    g.agent("guest-exec", path="/bin/sh", arg=["-c", "sleep 0.2; killall -9 qemu-ga"])
+    g.console.write("killall -9 qemu-ga\n")
     assert wait_until(lambda: not g.agent_connected, 10)
     g.stop()
 

@@ -40,6 +40,54 @@ def test_a_launch_too_big_is_refused_before_anything_starts() -> None:
     assert our_qemu_pids() == before and kit.guests() == []
 
 
+@pytest.mark.parametrize("count", [0, -1, True, 2.5, "2", None])
+def test_a_count_that_is_not_a_number_of_instances_is_refused(image: object,
+                                                              count: object) -> None:
+    cloud = kc.Cloud()
+    before = our_qemu_pids()
+    with pytest.raises(InvalidInput, match="is not a number of instances") as refused:
+        cloud.run_instances(type="t.nano", count=count)  # type: ignore[arg-type]
+    assert "count=2" in (refused.value.hint or "")
+    assert cloud.instances() == [] and cloud.last_refusal is None
+    assert our_qemu_pids() == before and kit.guests() == []
+
+
+def test_a_name_prefix_that_makes_bad_names_is_refused() -> None:
+    cloud = kc.Cloud()
+    with pytest.raises(InvalidInput, match="cannot be a guest name"):
+        cloud.run_instances(name_prefix="Web Servers")
+    assert cloud.instances() == []
+
+
+def test_an_unknown_instance_is_refused_and_the_cloud_lists_its_own() -> None:
+    cloud = kc.Cloud()
+    for action in (lambda: cloud.get("i-ffff"),
+                   lambda: cloud.describe_instances(["i-ffff"]),
+                   lambda: cloud.start_instances(["i-ffff"]),
+                   lambda: cloud.stop_instances("i-ffff"),
+                   lambda: cloud.terminate_instances(["i-ffff"])):
+        with pytest.raises(InvalidInput, match="there is no instance 'i-ffff'") as refused:
+            action()
+        assert "Its instances are none" in (refused.value.hint or "")
+
+
+def test_instance_ids_that_are_not_a_list_are_refused_in_words() -> None:
+    with pytest.raises(InvalidInput):
+        kc.Cloud().terminate_instances(7)  # type: ignore[arg-type]
+
+
+def test_a_load_balancer_with_no_instances_is_refused() -> None:
+    for nothing in ([], (), iter([])):
+        with pytest.raises(InvalidInput, match="at least one instance") as refused:
+            kc.LoadBalancer(nothing)
+        assert "run_instances" in (refused.value.hint or "")
+
+
+def test_a_load_balancer_given_a_name_is_refused_in_words() -> None:
+    with pytest.raises(InvalidInput):
+        kc.LoadBalancer("web1")  # type: ignore[arg-type]
+
+
 @pytest.mark.guest
 def test_launch_describe_metadata_balance_and_terminate(image: object) -> None:
     cloud = kc.Cloud()
@@ -69,8 +117,18 @@ def test_launch_describe_metadata_balance_and_terminate(image: object) -> None:
         assert web[1].state == "stopped" and web[0].state == "running"
         assert sum(report.answered.values()) == report.requests
 
+        # One unknown id among real ones: refused as a whole, nothing is stopped.
+        with pytest.raises(InvalidInput, match="there is no instance 'i-ffff'") as refused:
+            cloud.terminate_instances([web[0].id, "i-ffff"])
+        assert web[0].id in (refused.value.hint or "")
+        assert web[0].state == "running" and web[0].guest.run("echo up").stdout == "up\n"
+
         cloud.terminate_instances([i.id for i in web])
         assert [r["state"] for r in cloud.describe_instances()] == ["terminated"] * 2
+        # A balancer whose instances are all gone: every request is a client error, no crash.
+        report = kc.LoadBalancer(web).spread(4)
+        assert report.client_errors == report.requests and not any(report.answered.values())
+        assert set(report.marked_down) == {i.id for i in web}
     finally:
         cloud.terminate_all()
     assert kit.guests() == []

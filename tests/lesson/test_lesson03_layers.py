@@ -20,8 +20,8 @@ from kit.core.blank import ___
 from kit.hypervisor import registry
 from kit.lesson import lesson03_layers as lesson3
 from kit.lesson import progress
-from kit.lesson.checks import eventually
 from tests.lesson.verdicts import assert_lesson_shape, fails_with_hint
+from tests.waiting import wait_until
 
 
 def test_the_lesson_has_five_exercises_two_predictions_and_a_quiz() -> None:
@@ -101,15 +101,13 @@ def test_a_qemu_started_by_hand_is_found_both_ways(image: object) -> None:
 
 def _wait_for_process(pid: int) -> None:
     """Until the process has become QEMU (after exec) and started its threads."""
-    deadline = time.monotonic() + 10
     process = psutil.Process(pid)
-    while time.monotonic() < deadline:
-        if "qemu-system" in " ".join(process.cmdline()) and process.num_threads() > 1:
-            return
-        time.sleep(0.1)
+    assert wait_until(lambda: "qemu-system" in " ".join(process.cmdline())
+                      and process.num_threads() > 1, 10), process.cmdline()
 
 
 @pytest.mark.guest
+@pytest.mark.slow
 def test_every_guest_exercise_both_ways(image: object) -> None:
     layers = lesson3.guest()
     assert layers.name == "layers" and list(layers.forwards.values()) == [80]
@@ -139,7 +137,9 @@ def test_every_guest_exercise_both_ways(image: object) -> None:
 def _pause(layers: kit.Guest) -> None:
     fails_with_hint(lesson3.paused.verify(), "is running")
     layers.qmp("stop")  # what the learner's cell sends
-    time.sleep(2)  # the learner takes a moment before checking
+    # Not a wait for anything: the time paused is what the clock exercise below measures
+    # (the guest's clock stops with it), so it must be well over what that check asks.
+    time.sleep(2 * lesson3.LAG_AT_LEAST_S)
     verdict = lesson3.paused.verify({})
     assert verdict and any("0.00 s" in e for e in verdict.evidence), verdict
 
@@ -167,7 +167,7 @@ def _clock(layers: kit.Guest) -> None:
 
 def _api(layers: kit.Guest) -> None:
     # The kit puts the learner's item in at each boot (and again after a resume).
-    eventually(lambda: lesson3.item_stock(layers), lambda found: found is not None, 10)
+    assert wait_until(lambda: lesson3.item_stock(layers) is not None, 10)
     stock = lesson3.api_stock(layers)  # over HTTP, through the port forward
     assert stock == lesson3.my_item_stock()
     fails_with_hint(lesson3.api.verify("lots"), "one whole number")
@@ -192,6 +192,7 @@ def _api(layers: kit.Guest) -> None:
 
 
 @pytest.mark.guest
+@pytest.mark.slow
 def test_in_demo_mode_every_exercise_solves_itself(image: object,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KIT_DEMO", "1")

@@ -9,7 +9,6 @@ or the lesson's own box for the memory hog.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -23,6 +22,7 @@ from kit.labs import isolation
 from kit.lesson import lesson04_isolation as lesson4
 from kit.lesson import progress
 from tests.lesson.verdicts import assert_lesson_shape, fails_with_hint
+from tests.waiting import wait_until
 
 
 def test_the_lesson_has_three_exercises_two_predictions_and_a_quiz() -> None:
@@ -64,6 +64,7 @@ def test_a_requests_strip_marks_the_crash() -> None:
 
 
 @pytest.mark.guest
+@pytest.mark.slow
 def test_every_exercise_both_ways(image: object) -> None:
     fails_with_hint(lesson4.secret_file.verify("x"), "no guest called alpha")
     fails_with_hint(lesson4.oom.verify(), "no guest called alpha")
@@ -132,9 +133,12 @@ def _crash(alpha: Guest, beta: Guest) -> None:
     fails_with_hint(lesson4.crash.verify(), "beta is the one that crashed")
     kit.lesson.ensure_running(beta)
     watch = lesson4.watch_serving(beta)
-    time.sleep(0.5)
+    assert wait_until(lambda: watch.log.answered >= 1, 10), watch.log  # beta is being asked
     crashed = alpha.crash()  # the learner's line
-    time.sleep(1.0)  # beta is asked meanwhile
+    crashed_at = lesson4.panic_time(alpha)
+    assert crashed_at is not None
+    # beta is asked meanwhile: several requests after the crash, for the check to judge
+    assert wait_until(lambda: watch.since(crashed_at).total >= 5, 10), watch.log
     verdict = lesson4.crash.verify(crashed)
     assert verdict, verdict
     assert any("since the crash" in e for e in verdict.evidence), verdict

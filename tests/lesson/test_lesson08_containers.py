@@ -31,6 +31,7 @@ from kit.labs import containers
 from kit.lesson import lesson08_containers as lesson8
 from kit.lesson import progress
 from kit.lesson.checks import eventually
+from tests.lesson.test_notebooks import CELL_TIMEOUT_S, KERNEL_START_S, NOTEBOOK_TIMEOUT_S
 from tests.lesson.verdicts import assert_lesson_shape, fails_with_hint
 
 
@@ -227,6 +228,7 @@ NOTEBOOK = Path(__file__).parent.parent.parent / "lessons" / "08-containers.ipyn
 
 @pytest.mark.guest
 @pytest.mark.slow
+@pytest.mark.timeout(NOTEBOOK_TIMEOUT_S)
 @pytest.mark.parametrize("demo", ["0", "1"])
 def test_the_notebook_runs_where_containers_are_refused(image: object, demo: str,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
@@ -234,7 +236,8 @@ def test_the_notebook_runs_where_containers_are_refused(image: object, demo: str
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     monkeypatch.setenv(containers.NO_USERNS_ENV, "1")  # the kernel inherits the environment
     monkeypatch.setenv("KIT_DEMO", demo)
-    NotebookClient(notebook, timeout=600, kernel_name="python3",
+    NotebookClient(notebook, timeout=CELL_TIMEOUT_S, startup_timeout=KERNEL_START_S,
+                   kernel_name="python3",
                    resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()
     shown = "".join(str(output.get("data", {})) for cell in notebook.cells
                     for output in cell.get("outputs", []))

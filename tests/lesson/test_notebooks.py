@@ -20,7 +20,14 @@ from nbclient import NotebookClient
 from kit.lesson import catalog, progress
 from tests.conftest import our_qemu_pids
 
-pytestmark = [pytest.mark.guest, pytest.mark.slow]
+# A cell that hangs must be reported by nbclient, naming the cell, before pytest-timeout
+# ends the whole test with a stack dump: so one cell's bound (and the kernel's start)
+# fits well inside the test's.  tests/test_suite_honesty.py checks the relation.
+CELL_TIMEOUT_S = 120  # one cell: a few guests booting under TCG on a busy 2-core host
+KERNEL_START_S = 60
+NOTEBOOK_TIMEOUT_S = 600  # the whole notebook (each takes under a minute here), kernel to last cell
+
+pytestmark = [pytest.mark.guest, pytest.mark.slow, pytest.mark.timeout(NOTEBOOK_TIMEOUT_S)]
 
 # Every lesson; KIT_TEST_LESSONS=2,4 runs only those (while writing a lesson).
 EXERCISE_LESSONS = [int(n) for n in os.environ.get("KIT_TEST_LESSONS", "").split(",") if n] or [
@@ -34,7 +41,8 @@ def run_notebook(number: int, *, demo: bool) -> None:
     old = {key: os.environ.get(key) for key in env}
     os.environ.update(env)  # the kernel inherits this process's environment
     try:
-        NotebookClient(notebook, timeout=900, kernel_name="python3",
+        NotebookClient(notebook, timeout=CELL_TIMEOUT_S, startup_timeout=KERNEL_START_S,
+                       kernel_name="python3",
                        resources={"metadata": {"path": str(info.path.parent)}}).execute()
     finally:
         for key, value in old.items():

@@ -100,6 +100,36 @@ def test_choosing_a_command_fills_in_example_arguments(guest_name: str) -> None:
         qmp.close()
 
 
+@pytest.mark.parametrize("line", ["", "   ", "\t\n"])
+def test_an_empty_command_is_refused_before_the_guest_is_asked(guest_name: str,
+                                                                line: str) -> None:
+    agent = AgentExplorer(guest_name)  # never started: the empty line is the first problem
+    try:
+        agent.command_line.value = line
+        agent.run_button.click()
+        assert "there is no command to run" in agent.banner.text
+        assert "uname -a" in agent.banner.text  # what to type instead
+        assert agent.last_result is None
+        expect_recorded("no command")
+    finally:
+        agent.close()
+
+
+@pytest.mark.parametrize("path", ["etc", "etc/hostname", "~/notes", "./x", ""])
+def test_a_path_that_is_not_a_full_guest_path_is_refused(guest_name: str, path: str) -> None:
+    agent = AgentExplorer(guest_name)
+    try:
+        agent.path.value = path
+        for button in (agent.list_button, agent.read_button):
+            button.click()
+            assert "is not a full path in the guest" in agent.banner.text
+            assert "Start it with '/'" in agent.banner.text
+            expect_recorded("not a full path")
+        assert agent.last_result is None and agent.files_view.value == ""
+    finally:
+        agent.close()
+
+
 # -- with a real guest --------------------------------------------------------------
 
 
@@ -163,4 +193,34 @@ def check_agent(agent: AgentExplorer, name: str) -> None:
     agent.path.value = "/no/such/file"
     agent.read_button.click()
     assert "guest-file-open" in agent.banner.text
+    expect_recorded("guest-file-open")
+
+    check_agent_bad_input(agent)
+
+
+def check_agent_bad_input(agent: AgentExplorer) -> None:
+    """What a learner mistypes, on a live guest: refused first, or the guest's own answer."""
+    before = agent.last_result
+    agent.command_line.value = "   "
+    agent.run_button.click()
+    assert "there is no command to run" in agent.banner.text
+    assert agent.last_result is before  # nothing was sent
+    expect_recorded("no command")
+
+    agent.path.value = "etc"  # relative: refused before the agent is asked
+    agent.list_button.click()
+    assert "is not a full path in the guest" in agent.banner.text
+    assert agent.last_result is before
+    expect_recorded("not a full path")
+
+    # A relative program is the guest shell's business: it says so, with exit code 127.
+    agent.command_line.value = "./no-such-program"
+    agent.run_button.click()
+    assert agent.last_result is not None and agent.last_result.exit_code == 127
+    assert "./no-such-program: not found" in agent.last_result.stderr
+    assert "exit code 127" in agent.run_view.value and "not found" in agent.run_view.value
+
+    agent.path.value = "/etc/host\nname"  # a line break: one path, which is not there
+    agent.read_button.click()
+    assert "No such file or directory" in agent.banner.text
     expect_recorded("guest-file-open")

@@ -66,16 +66,29 @@ def _refuse_too_wide(folder: Path) -> None:
             f"sharing {str(folder)!r} would give the guest your whole home folder "
             "(or the whole disk).",
             hint="Make a folder just for the guest, e.g. os.makedirs('share'), and share that.")
-    if folder.parent == home and folder.name.startswith("."):
+    hidden = _hidden_folder_of_home(folder, home)
+    if hidden is not None:
         raise InvalidInput(
-            f"{str(folder)!r} is a hidden settings folder of your home: it may hold keys "
-            "and passwords.",
+            f"{str(folder)!r} is in {str(hidden)!r}, a hidden settings folder of your home: "
+            "it may hold keys, tokens and passwords.",
             hint="Make a folder just for the guest and copy into it what it should see.")
     system = next((s for s in SYSTEM_FOLDERS if folder.is_relative_to(s)), None)
     if system is not None and not any(folder.is_relative_to(s) for s in SCRATCH_FOLDERS):
         raise InvalidInput(
             f"{str(folder)!r} is a system folder (inside {system}): a guest may not see it.",
             hint="Share a folder of your own, e.g. one in your home or in /tmp.")
+
+
+def _hidden_folder_of_home(folder: Path, home: Path) -> Path | None:
+    """The hidden folder of the home (``~/.ssh``, ``~/.config``) that holds ``folder``, if any.
+
+    Not only the folder itself: ``~/.ssh/keys`` or ``~/.config/gh`` hold the
+    same secrets one level down.
+    """
+    if not folder.is_relative_to(home):
+        return None
+    first = folder.relative_to(home).parts[:1]
+    return home / first[0] if first and first[0].startswith(".") else None
 
 
 def check_flag(what: str, value: object) -> bool:
