@@ -74,7 +74,7 @@ KIT_DEFAULT_APT_PACKAGES=(
 KIT_TEST_APT_PACKAGES=(
     chromium          # a real browser for the tests of the lessons in JupyterLab
     shellcheck        # tests/test_setup_script.py checks this script with it
-    gpg               # tests/test_hosting_files.py reads postBuild's embedded key
+    gpg               # tests/guestos/build/test_private_apt.py reads the kit's Debian key (assets/apt/)
 )
 
 # The unprivileged user the tests act as, besides root (created by
@@ -196,7 +196,6 @@ step_system_packages() {
     mapfile -t missing < <(missing_packages "${wanted[@]}")
     if ((${#missing[@]} == 0)); then
         say "system packages: all ${#wanted[@]} installed"
-        add_guest_architecture
         return 0
     fi
     if ((EUID != 0)); then
@@ -210,23 +209,8 @@ step_system_packages() {
     fi
     say "installing system packages: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
-    add_guest_architecture
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}"
-}
-
-# The aarch64 guest's programs come from arm64 packages, downloaded into the
-# kit's cache and never installed (kit/foreign.py): apt must know that
-# architecture.  Adds it once (with an apt-get update) when run as root.
-add_guest_architecture() {
-    dpkg --print-foreign-architectures 2>/dev/null | grep -qx arm64 && return 0
-    if ((EUID != 0)); then
-        warn "the aarch64 guest needs: sudo dpkg --add-architecture arm64 && sudo apt-get update"
-        return 0
-    fi
-    say "adding the arm64 architecture to apt (packages for the aarch64 guest)"
-    dpkg --add-architecture arm64
-    apt-get update -qq
 }
 
 # Succeed if the Python given as $1 runs and is at least MIN_PYTHON.

@@ -631,7 +631,8 @@ def _kit_boot_kernel(
 
 def _debian_kernel(recipe: Recipe, report: Progress) -> BootKernel:
     report("asking apt for the kernel package", 0.05)
-    package = resolve_kernel_package(recipe.kernel_package, recipe.deb_architecture)
+    package = resolve_kernel_package(recipe.kernel_package, recipe.deb_architecture,
+                                     lambda step, _: report(step, 0.05))
     deb = fetch_package(package, report)
     report(f"unpacking {package.filename}", 0.4)
     kernel = unpack_kernel(deb, recipe.modules)

@@ -15,7 +15,7 @@ import pytest
 from kit.core import paths
 from kit.core.errors import ImageError
 from kit.guestos import images
-from kit.guestos.build import apt, common
+from kit.guestos.build import apt, common, private_apt
 
 DESIGN_MODULE_ORDER = (
     "virtio_ring", "virtio", "virtio_pci_legacy_dev", "virtio_pci_modern_dev", "virtio_pci",
@@ -225,10 +225,15 @@ def test_apt_failure_says_run_apt_get_update(
     fake.write_text("#!/bin/sh\necho 'E: No packages found' >&2\nexit 100\n")
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    # The host's apt not knowing the package, the kit asks its own Debian 12
+    # configuration next (tests/guestos/build/test_private_apt.py): not here.
+    config = tmp_path / "private" / "apt.conf"
+    monkeypatch.setattr(private_apt, "ensure", lambda architecture, report: config)
     with pytest.raises(ImageError) as caught:
         apt.resolve_kernel_package("linux-image-cloud-amd64", "amd64")
     assert caught.value.hint and "apt-get update" in caught.value.hint
     assert caught.value.exit_code == 100 and "No packages found" in (caught.value.log or "")
+    assert f"APT_CONFIG={config}" in (caught.value.command or [])
 
 
 # --- kernel modules ----------------------------------------------------------------------

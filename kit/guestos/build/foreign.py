@@ -11,9 +11,11 @@ this module:
    never loads) and to packages of the guest's architecture (the
    ``Architecture: all`` ones hold no machine code);
 2. downloads each with ``apt-get download`` and unpacks it with
-   ``dpkg-deb -x`` into the kit's cache (nothing is installed on the host;
-   ``dpkg --add-architecture arm64`` and ``apt-get update`` must have run,
-   which ``setup.sh`` does);
+   ``dpkg-deb -x`` into the kit's cache (nothing is installed on the host);
+   both steps ask the kit's private apt configuration for Debian 12
+   (:mod:`kit.guestos.build.private_apt`), whose lists hold the guest's
+   architecture: the host's dpkg architectures and ``/etc/apt`` stay as
+   they are;
 3. reads each program's ELF header itself: its interpreter (the dynamic
    loader) and its ``DT_NEEDED`` libraries, found by name in the unpacked
    trees, then their own needs, until nothing new turns up.
@@ -69,9 +71,10 @@ def image_files(
     """The programs and every library they load, from ``deb_arch`` packages."""
     if not programs:
         return []
+    config = apt.config_for_architecture(deb_arch, report)
     report("asking apt which packages the programs need", 0.0)
-    names = package_closure(sorted({p.package for p in programs}), deb_arch)
-    packages = package_records(names, deb_arch)
+    names = package_closure(sorted({p.package for p in programs}), deb_arch, config)
+    packages = package_records(names, deb_arch, config)
     trees = []
     for index, package in enumerate(packages):
         report(f"fetching {package.name}:{deb_arch}", index / len(packages))
@@ -88,14 +91,18 @@ def _at(report: Progress, fraction: float) -> Progress:
 # --- which packages -------------------------------------------------------------
 
 
-def package_closure(packages: list[str], deb_arch: str) -> list[str]:
-    """``packages`` and every package of ``deb_arch`` they depend on, recursively."""
+def package_closure(packages: list[str], deb_arch: str, config: Path | None = None) -> list[str]:
+    """``packages`` and every package of ``deb_arch`` they depend on, recursively.
+
+    ``config``: the apt configuration to ask (None: the host's own).
+    """
     command = [
         "apt-cache", "depends", "--recurse", "--no-recommends", "--no-suggests",
         "--no-conflicts", "--no-breaks", "--no-replaces", "--no-enhances", "--no-pre-depends",
         *(f"{name}:{deb_arch}" for name in packages),
     ]
-    output = _run(command, f"apt does not know the {deb_arch} packages {', '.join(packages)}.")
+    failure = f"apt does not know the {deb_arch} packages {', '.join(packages)}."
+    output = apt.run_apt(command, failure, config=config).stdout
     return parse_closure(output, deb_arch)
 
 
@@ -133,16 +140,19 @@ def unpacked(package: apt.DebPackage, report: Progress) -> Path:
     return target
 
 
-def package_records(names: list[str], deb_arch: str) -> list[apt.DebPackage]:
+def package_records(
+    names: list[str], deb_arch: str, config: Path | None = None
+) -> list[apt.DebPackage]:
     """What apt knows of each package (version, checksum), asked in one call.
 
     One ``apt-cache show`` for all of them: each call costs seconds on a
     busy machine, about the same for one package as for twenty.
     """
     command = ["apt-cache", "show", "--no-all-versions", *(f"{n}:{deb_arch}" for n in names)]
-    output = _run(command, f"apt does not know some of the {deb_arch} packages {names}.")
+    failure = f"apt does not know some of the {deb_arch} packages {names}."
+    output = apt.run_apt(command, failure, config=config).stdout
     records = {fields.get("Package"): fields for fields in parse_records(output)}
-    return [_package(name, records.get(name, {}), deb_arch) for name in names]
+    return [_package(name, records.get(name, {}), deb_arch, config) for name in names]
 
 
 def parse_records(output: str) -> list[dict[str, str]]:
@@ -157,27 +167,27 @@ def parse_records(output: str) -> list[dict[str, str]]:
     return [record for record in records if record]
 
 
-def _package(name: str, fields: dict[str, str], deb_arch: str) -> apt.DebPackage:
+def _package(
+    name: str, fields: dict[str, str], deb_arch: str, config: Path | None
+) -> apt.DebPackage:
     try:
         version = fields["Version"]
         return apt.DebPackage(
             name=name, version=version, architecture=deb_arch,
             filename=download_name(name, version, deb_arch), sha256=fields["SHA256"],
+            apt_config=config,
         )
     except KeyError as error:
         raise ImageError(f"apt's record of {name}:{deb_arch} has no {error} field.",
-                         hint="Run `apt-get update` (as root) and try again.") from error
+                         hint=apt.failure_hint(config)) from error
 
 
-def download_name(name: str, version: str, deb_arch: str) -> str:
-    """The file name ``apt-get download`` gives a package: its epoch's colon as ``%3a``.
-
-    Not the archive's own file name, which leaves the epoch out.
-    """
-    return f"{name}_{version.replace(':', '%3a')}_{deb_arch}.deb"
+#: The file name ``apt-get download`` gives a package (its epoch's colon as ``%3a``).
+download_name = apt.download_name
 
 
 def _run(command: list[str], failure: str) -> str:
+    """Run a dpkg tool (apt's commands go through :func:`apt.run_apt`)."""
     if shutil.which(command[0]) is None:
         raise ImageError(f"Building a foreign guest needs {command[0]}, and it is missing.",
                          hint="Run the kit on Debian 12 with apt and dpkg.", command=command)
@@ -186,8 +196,8 @@ def _run(command: list[str], failure: str) -> str:
         raise ImageError(
             failure, command=command, log=result.stdout + result.stderr,
             exit_code=result.returncode,
-            hint="Run ./setup.sh (it adds the architecture with dpkg --add-architecture "
-            "and runs apt-get update), then try again.",
+            hint=f"Check the free disk space in {apt.packages_dir()}, then try again (a "
+            "damaged .deb there is downloaded afresh once deleted).",
         )
     return result.stdout
 
