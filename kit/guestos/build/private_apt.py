@@ -14,11 +14,25 @@ For those the kit keeps a private apt configuration in its cache,
 ``cache_dir()/apt/debian-bookworm/``, and runs ``apt-get update``,
 ``apt-cache`` and ``apt-get download`` with ``APT_CONFIG`` pointing at it:
 
-* its own sources: Debian 12 (bookworm, ``main``) from
-  ``https://deb.debian.org/debian`` (or ``KIT_DEBIAN_ARCHIVE``), checked with
-  Debian's stable release key for bookworm alone
-  (``assets/apt/debian-bookworm-stable.asc``, embedded in the sources file,
-  so that no path with a space can break it);
+* its own sources, Debian 12's ``main`` in three suites (:data:`SOURCES`),
+  each checked with the one key that signs its ``InRelease`` file (ASCII-
+  armoured in ``assets/apt/``, embedded in the stanza's ``Signed-By`` so that
+  no path with a space can break it):
+
+  - ``bookworm`` (the point releases) from ``https://deb.debian.org/debian``,
+    with Debian's stable release key for bookworm;
+  - ``bookworm-updates`` (fixes between point releases), same archive, with
+    the Debian archive's automatic signing key for bookworm;
+  - ``bookworm-security`` (security fixes, and LTS's) from
+    ``https://deb.debian.org/debian-security``, with the security archive's
+    automatic signing key for bookworm.
+
+  Without the last two a guest would get the packages of the last point
+  release: a kernel and libraries without the security fixes since.
+  ``KIT_DEBIAN_ARCHIVE`` replaces the first archive (both its suites), and
+  ``KIT_DEBIAN_SECURITY_ARCHIVE`` the security archive: the one is not derived
+  from the other, since Debian's mirrors carry ``debian`` but seldom
+  ``debian-security`` (Debian serves that itself);
 * its own lists, caches and an empty dpkg status (``Dir::State``,
   ``Dir::Cache``): nothing under ``/var/lib/apt`` or ``/var/lib/dpkg`` is
   read or written;
@@ -30,8 +44,9 @@ For those the kit keeps a private apt configuration in its cache,
 * ``Debug::NoLocking``: no lock under ``/var/lib``; the kit locks its own
   folder instead (one refresh at a time, no reading during a refresh).
 
-The lists are refreshed when missing, older than a day, or made for another
-archive or fewer architectures.  A refresh that fails with usable older lists
+The lists are refreshed when missing (for any suite), older than a day, or
+made for other sources (another archive, fewer suites) or fewer
+architectures.  A refresh that fails with usable older lists
 is reported and the old lists are used (packages already in the cache still
 build an image offline); without lists, the error says what to do.
 """
@@ -39,6 +54,7 @@ build an image offline); without lists, the error says what to do.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import functools
 import json
@@ -61,33 +77,72 @@ log = logging.getLogger(__name__)
 #: The archive's URL: a Debian mirror, or a place the tests make unreachable.
 ARCHIVE_ENV = "KIT_DEBIAN_ARCHIVE"
 DEFAULT_ARCHIVE = "https://deb.debian.org/debian"
-SUITE = "bookworm"
+#: The security archive's URL (bookworm-security): not derived from the other.
+SECURITY_ARCHIVE_ENV = "KIT_DEBIAN_SECURITY_ARCHIVE"
+DEFAULT_SECURITY_ARCHIVE = "https://deb.debian.org/debian-security"
+SUITE = "bookworm"  # the release; its point-release suite has the same name
 COMPONENT = "main"
-#: Debian Stable Release Key (12/bookworm), the only key the archive is checked with.
-KEY_FILE = ("apt", "debian-bookworm-stable.asc")  # under assets/
-KEY_FINGERPRINT = "4D64FEC119C2029067D6E791F8D2585B8783D481"
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """One stanza of the kit's sources: a suite, and the one key its InRelease is checked with."""
+
+    suite: str
+    #: The key, ASCII-armoured, under assets/apt/ (from Debian's debian-archive-keyring).
+    key_file: str
+    #: Its primary key's fingerprint, and its user id.
+    fingerprint: str
+    signer: str
+    #: From the security archive (:func:`security_archive`), else the main one.
+    security: bool = False
+
+    def uri(self) -> str:
+        """The archive it comes from, overrides included."""
+        return security_archive() if self.security else archive()
+
+    def origin(self) -> str:
+        """``URI suite``, as apt names it in its messages."""
+        return f"{self.uri()} {self.suite}"
+
+
+#: The three suites, oldest packages first (apt takes the newest version of any).
+SOURCES = (
+    Source(SUITE, "debian-bookworm-stable.asc",
+           "4D64FEC119C2029067D6E791F8D2585B8783D481",
+           "Debian Stable Release Key (12/bookworm)"),
+    Source(f"{SUITE}-updates", "debian-bookworm-automatic.asc",
+           "B8B80B5B623EAB6AD8775C45B7C5D7D6350947F8",
+           "Debian Archive Automatic Signing Key (12/bookworm)"),
+    Source(f"{SUITE}-security", "debian-bookworm-security-automatic.asc",
+           "05AB90340C0C5E797F44A8C8254CF3B5AEC0A8F0",
+           "Debian Security Archive Automatic Signing Key (12/bookworm)", security=True),
+)
 #: Lists older than this are refreshed: Debian's point releases and fixes
 #: replace packages, and the archive then deletes the old files.
 MAX_AGE_S = 24 * 3600
-#: What ``apt-get update`` fetches per architecture (Packages.xz, measured).
-MB_PER_ARCHITECTURE = 9
+#: What ``apt-get update`` fetches per architecture, the three suites (measured).
+MB_PER_ARCHITECTURE = 10
 #: Debian's name for a machine, when dpkg is not there to say it.
 DEB_ARCHITECTURES = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "armhf",
                      "ppc64le": "ppc64el", "s390x": "s390x", "riscv64": "riscv64"}
 #: Programs apt checks signatures with (apt >= 2.9 prefers sqv).
 VERIFIERS = ("gpgv", "gpgv2", "gpgv1", "sqv")
-# Kept in state/: the archive and architectures the lists were made for; its
-# modification time is when they were last refreshed.
+# Kept in state/: the sources (URI suite) and architectures the lists were made
+# for; its modification time is when they were last refreshed.
 STAMP = "updated.json"
 _NETWORK_TROUBLE = ("Could not resolve", "Could not connect", "Temporary failure",
                     "Connection failed", "Connection timed out", "Failed to fetch",
                     "Network is unreachable", "No route to host")
 # A refresh that failed, and when: not tried again in this process for a while,
 # so that one build offline does not wait for apt's timeouts at every query.
-_failed: dict[tuple[str, str, tuple[str, ...]], float] = {}
+_failed: dict[tuple[str, tuple[str, ...], tuple[str, ...]], float] = {}
 RETRY_AFTER_S = 600
 _SIGNATURE_TROUBLE = ("NO_PUBKEY", "is not signed", "signatures were invalid",
                       "signatures couldn't be verified", "EXPKEYSIG")
+# A Release file past its Valid-Until (the security archive's lasts a week), or
+# from the future: a stale mirror, or this machine's clock.
+_DATE_TROUBLE = ("is expired", "is not valid yet")
 
 
 def apt_dir() -> Path:
@@ -103,6 +158,17 @@ def config_path(folder: Path | None = None) -> Path:
 def archive() -> str:
     """The Debian archive's URL: ``KIT_DEBIAN_ARCHIVE`` if set, else Debian's own."""
     return (os.environ.get(ARCHIVE_ENV, "").strip() or DEFAULT_ARCHIVE).rstrip("/")
+
+
+def security_archive() -> str:
+    """The security archive's URL: ``KIT_DEBIAN_SECURITY_ARCHIVE`` if set, else Debian's own."""
+    return (os.environ.get(SECURITY_ARCHIVE_ENV, "").strip()
+            or DEFAULT_SECURITY_ARCHIVE).rstrip("/")
+
+
+def origins() -> list[str]:
+    """Every source, as ``URI suite``: what the lists are made for."""
+    return [source.origin() for source in SOURCES]
 
 
 @functools.cache
@@ -139,7 +205,7 @@ def ensure(architecture: str, report: Progress) -> Path:
     folder = apt_dir()
     with _locked(folder, fcntl.LOCK_EX):
         stamp = _read_stamp(folder)
-        known = stamp.get("architectures") if stamp.get("archive") == archive() else None
+        known = stamp.get("architectures") if stamp.get("sources") == origins() else None
         wanted = _architectures(known if isinstance(known, list) else [], architecture)
         config = write_config(folder, wanted)
         problem = _staleness(folder, stamp, wanted)
@@ -177,8 +243,11 @@ def _staleness(folder: Path, stamp: dict[str, object], wanted: list[str]) -> str
     """Why the lists must be refreshed now, or None if they are fresh."""
     if not stamp:
         return "there are none yet"
-    if stamp.get("archive") != archive():
-        return f"they were made for {stamp.get('archive')}"
+    made_for = stamp.get("sources")
+    if made_for != origins():
+        if isinstance(made_for, list):
+            return f"they were made for {', '.join(map(str, made_for))}"
+        return f"they were made for {stamp.get('archive', 'other sources')} {SUITE} alone"
     if stamp.get("architectures") != wanted or not all(_has_list(folder, a) for a in wanted):
         return f"some are missing (wanted: {', '.join(wanted)})"
     age = time.time() - (folder / "state" / STAMP).stat().st_mtime
@@ -188,8 +257,11 @@ def _staleness(folder: Path, stamp: dict[str, object], wanted: list[str]) -> str
 
 
 def _has_list(folder: Path, architecture: str) -> bool:
+    """Whether every suite's list of ``architecture``'s packages is there."""
     lists = folder / "state" / "lists"
-    return any(lists.glob(f"*_dists_{SUITE}_{COMPONENT}_binary-{architecture}_Packages*"))
+    return all(any(lists.glob(f"*_dists_{source.suite}_{COMPONENT}_binary-{architecture}"
+                              "_Packages*"))
+               for source in SOURCES)
 
 
 def _read_stamp(folder: Path) -> dict[str, object]:
@@ -203,9 +275,9 @@ def _read_stamp(folder: Path) -> dict[str, object]:
 def _refresh(folder: Path, config: Path, wanted: list[str], why: str, report: Progress) -> None:
     """``apt-get update`` with the private configuration; old lists if it fails and they serve."""
     stamp = _read_stamp(folder)
-    usable = (stamp.get("archive") == archive() and stamp.get("architectures") == wanted
+    usable = (stamp.get("sources") == origins() and stamp.get("architectures") == wanted
               and all(_has_list(folder, a) for a in wanted))
-    attempt = (str(folder), archive(), tuple(wanted))
+    attempt = (str(folder), tuple(origins()), tuple(wanted))
     failed_at = _failed.get(attempt)
     if usable and failed_at is not None and time.monotonic() - failed_at < RETRY_AFTER_S:
         return  # failed a moment ago, and said so: the old lists serve
@@ -224,7 +296,7 @@ def _refresh(folder: Path, config: Path, wanted: list[str], why: str, report: Pr
         return
     _failed.pop(attempt, None)
     stamp_file = folder / "state" / STAMP
-    stamp_file.write_text(json.dumps({"archive": archive(), "architectures": wanted}) + "\n")
+    stamp_file.write_text(json.dumps({"sources": origins(), "architectures": wanted}) + "\n")
 
 
 def update(config: Path) -> None:
@@ -251,8 +323,8 @@ def update(config: Path) -> None:
         return
     output = result.stdout + result.stderr
     raise ImageError(
-        f"Could not fetch Debian 12's package lists from {archive()} into the kit's own apt "
-        f"configuration ({config}).",
+        f"Could not fetch Debian 12's package lists from {archive()} and "
+        f"{security_archive()} into the kit's own apt configuration ({config}).",
         hint=_update_hint(output),
         command=[f"APT_CONFIG={config}", *command],
         log=output,
@@ -261,15 +333,27 @@ def update(config: Path) -> None:
 
 
 def _update_hint(output: str) -> str:
+    # The sources apt's errors name ("Err:2 URI suite InRelease"); all if they name none.
+    errors = "\n".join(line for line in output.splitlines()
+                       if line.startswith(("E:", "W:", "Err:")))
+    named = [s for s in SOURCES if f"{s.origin()} " in errors] or list(SOURCES)
     if any(sign in output for sign in _SIGNATURE_TROUBLE):
-        return (f"The archive at {archive()} is not signed with Debian 12's stable release "
-                f"key ({KEY_FINGERPRINT}): if {ARCHIVE_ENV} is set, point it at a full "
-                "Debian mirror; else the network may be altering what it downloads.")
+        checked = "; ".join(f"{s.origin()} with {s.signer} ({s.fingerprint})" for s in named)
+        return (f"The kit checks each of Debian 12's suites with the key that signs it, and "
+                f"this did not match: {checked}. If {ARCHIVE_ENV} or {SECURITY_ARCHIVE_ENV} is "
+                "set, point it at a full Debian mirror (of debian, or of debian-security); "
+                "else the network may be altering what it downloads.")
+    if any(sign in output for sign in _DATE_TROUBLE):
+        return (f"A Release file of {', '.join(s.origin() for s in named)} is out of date, or "
+                f"this machine's clock is wrong (it says {time.strftime('%Y-%m-%d %H:%M %Z')}). "
+                f"If {ARCHIVE_ENV} or {SECURITY_ARCHIVE_ENV} points at a mirror, it may have "
+                "stopped following Debian's; unset it to use Debian's own.")
     if any(sign in output for sign in _NETWORK_TROUBLE):
-        return (f"Check this machine's network connection and that {archive()} answers. "
-                "Behind a proxy, set https_proxy (or Acquire::https::Proxy in "
-                f"/etc/apt/apt.conf.d/); to use another Debian mirror, set {ARCHIVE_ENV} "
-                "to its URL. Then try again.")
+        return (f"Check this machine's network connection and that {archive()} and "
+                f"{security_archive()} answer. Behind a proxy, set https_proxy (or "
+                "Acquire::https::Proxy in /etc/apt/apt.conf.d/); to use another Debian "
+                f"mirror, set {ARCHIVE_ENV} (and {SECURITY_ARCHIVE_ENV}, for the security "
+                "archive) to its URL. Then try again.")
     return (f"Read apt's messages above; deleting {apt_dir()} makes the kit start its "
             "lists afresh at the next build.")
 
@@ -299,20 +383,24 @@ def _write_if_changed(path: Path, text: str) -> None:
     partial.replace(path)
 
 
-def key_text() -> str:
-    """Debian 12's stable release key, ASCII-armoured, as the kit ships it."""
-    return paths.assets_dir().joinpath(*KEY_FILE).read_text()
+def key_text(source: Source) -> str:
+    """The key ``source`` is checked with, ASCII-armoured, as the kit ships it."""
+    return paths.assets_dir().joinpath("apt", source.key_file).read_text()
 
 
 def sources_text() -> str:
-    """The one source, in deb822 form, with the key embedded in ``Signed-By``."""
-    lines = key_text().strip().splitlines()
-    key = "\n".join(f" {line}" if line.strip() else " ." for line in lines)
-    return (
-        "# Written by the kit (kit/guestos/build/private_apt.py); rewritten at every build.\n"
-        f"Types: deb\nURIs: {archive()}\nSuites: {SUITE}\nComponents: {COMPONENT}\n"
-        f"Signed-By:\n{key}\n"
-    )
+    """The sources in deb822 form: a stanza per suite, with its key embedded in ``Signed-By``."""
+    stanzas = []
+    for source in SOURCES:
+        lines = key_text(source).strip().splitlines()
+        key = "\n".join(f" {line}" if line.strip() else " ." for line in lines)
+        stanzas.append(
+            f"# {source.suite}: checked with {source.signer} alone\n"
+            f"Types: deb\nURIs: {source.uri()}\nSuites: {source.suite}\n"
+            f"Components: {COMPONENT}\nSigned-By:\n{key}\n"
+        )
+    return ("# Written by the kit (kit/guestos/build/private_apt.py); rewritten at every "
+            "build.\n" + "\n".join(stanzas))
 
 
 def config_text(folder: Path, architectures: list[str], proxies: dict[str, str]) -> str:
