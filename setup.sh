@@ -8,6 +8,10 @@
 #                         set up, then serve the instructor control room
 #                         (lessons/control-room.ipynb) alone with Voila, on
 #                         http://127.0.0.1:8866/ (this machine only)
+#   ./setup.sh hub CLASSFILE
+#                         set up, then serve a class on this server with
+#                         JupyterHub (as root; the class file names learners
+#                         and limits: python -m kit hub example)
 #   ./setup.sh test [ARGS...]
 #                         set up, then run the test suite (ARGS go to pytest)
 #
@@ -77,6 +81,14 @@ KIT_TEST_APT_PACKAGES=(
     gpg               # tests/guestos/build/test_private_apt.py reads the kit's Debian key (assets/apt/)
 )
 
+# Installed by `./setup.sh hub` and `test`: Node.js and npm for JupyterHub's proxy
+# (kit/hub/proxy.py), nft for the table that keeps each learner's forwards theirs.
+KIT_HUB_APT_PACKAGES=(
+    nodejs
+    npm
+    nftables
+)
+
 # The unprivileged user the tests act as, besides root (created by
 # `./setup.sh test` run as root; tests/infrastructure/test_limits.py).
 KIT_TEST_USER=kit-learner
@@ -127,6 +139,9 @@ apt_packages() {
         printf '%s\n' $KIT_APT_PACKAGES
     else
         printf '%s\n' "${KIT_DEFAULT_APT_PACKAGES[@]}"
+        if [[ "${1:-}" == test || "${1:-}" == hub ]]; then
+            printf '%s\n' "${KIT_HUB_APT_PACKAGES[@]}"
+        fi
         if [[ "${1:-}" == test ]]; then
             printf '%s\n' "${KIT_TEST_APT_PACKAGES[@]}"
         fi
@@ -413,6 +428,10 @@ usage: ./setup.sh            set up the kit
        ./setup.sh control-room
                              set up, then serve the instructor control room
                              on http://127.0.0.1:8866/ (Voila)
+       ./setup.sh hub CLASSFILE
+                             set up, then serve a class with JupyterHub on
+                             http://127.0.0.1:8000/ (as root; see
+                             docs/instructor-guide.md)
        ./setup.sh test [ARGS...]
                              set up, then run the tests (ARGS go to pytest)
 EOF
@@ -421,14 +440,18 @@ EOF
 main() {
     local mode="${1:-setup}"
     case "$mode" in
-        setup | lab | test | control-room) ;;
+        setup | lab | test | control-room | hub) ;;
         -h | --help | help) usage; return 0 ;;
         *) usage >&2; return 2 ;;
     esac
     (($# > 0)) && shift
-    if [[ "$mode" != test && $# -gt 0 ]]; then
+    if [[ "$mode" != test && "$mode" != hub && $# -gt 0 ]]; then
         usage >&2
         return 2
+    fi
+    if [[ "$mode" == hub && $# -ne 1 ]]; then
+        die "usage: ./setup.sh hub CLASSFILE" \
+            "(.venv/bin/python -m kit hub example > class.toml writes one to start from)"
     fi
 
     local root
@@ -438,7 +461,9 @@ main() {
     step_system_packages "$mode"
     step_venv "$root"
     if [[ "$mode" == test ]]; then
-        step_python_packages "$root" lab,test
+        step_python_packages "$root" lab,test,hub
+    elif [[ "$mode" == hub ]]; then
+        step_python_packages "$root" lab,hub
     else
         step_python_packages "$root" lab
     fi
@@ -467,6 +492,13 @@ main() {
             say "serving the control room on http://127.0.0.1:8866/ (stop it with Ctrl-C)"
             exec "$root/.venv/bin/voila" "$root/lessons/control-room.ipynb" --no-browser \
                 --port 8866 --Voila.ip=127.0.0.1 --token
+            ;;
+        hub)
+            # A class on this server (kit/hub): JupyterHub on the class file's address
+            # (127.0.0.1:8000 by default), each learner a system user with the class
+            # file's limits. As root; Ctrl-C stops the hub, every server and guest.
+            say "serving the class of $1 with JupyterHub (stop it with Ctrl-C)"
+            exec "$root/.venv/bin/python" -m kit hub serve "$@"
             ;;
         test)
             require_kit_kernel "$root"

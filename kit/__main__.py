@@ -29,6 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     lessons.add_argument("--reset", metavar="LESSON", default=None,
                          help="give you a fresh copy of one lesson (e.g. 02); your old copy "
                               "is kept beside it")
+    _add_hub_commands(commands)
     commands.add_parser("doctor", help="check that this machine can run the kit")
     commands.add_parser("host", help="print the host's facts as JSON")
     args = parser.parse_args(argv)
@@ -50,6 +51,8 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if args.command == "lessons":
         return _copy_lessons(Path(args.folder) if args.folder else None, args.reset)
+    if args.command == "hub":
+        return _hub(args)
     if args.command == "doctor":
         from kit.hypervisor import doctor
 
@@ -57,6 +60,36 @@ def _run(args: argparse.Namespace) -> int:
 
     print(json.dumps(accelerator.host().as_dict(), indent=2))
     return 0
+
+
+def _add_hub_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    hub = commands.add_parser("hub", help="serve a class: a JupyterHub whose learners each run "
+                              "the lessons as a user of their own (as root)")
+    verbs = hub.add_subparsers(dest="verb", required=True)
+    serve = verbs.add_parser("serve", help="check, make the accounts, start the hub (Ctrl-C "
+                             "stops it, and every learner's server and guests)")
+    serve.add_argument("class_file", metavar="CLASSFILE", type=Path)
+    serve.add_argument("--detach", action="store_true",
+                       help="return once the hub is ready; stop it with: hub stop CLASSFILE")
+    for verb, what in (("stop", "stop a hub started with serve --detach"),
+                       ("check", "every check of serve, changing nothing")):
+        verbs.add_parser(verb, help=what).add_argument("class_file", metavar="CLASSFILE",
+                                                       type=Path)
+    verbs.add_parser("example", help="print a class file to start from")
+
+
+def _hub(args: argparse.Namespace) -> int:
+    """The class hub's commands (kit.hub): its files are in $KIT_HUB_DIR, else /var/lib/kit-hub."""
+    from kit.hub import classfile, server
+
+    if args.verb == "example":
+        print(classfile.EXAMPLE, end="")
+        return 0
+    if args.verb == "serve":
+        return server.serve(args.class_file, detach=args.detach)
+    if args.verb == "stop":
+        return server.stop(args.class_file)
+    return server.check(args.class_file)
 
 
 def _copy_lessons(folder: Path | None, reset: str | None) -> int:

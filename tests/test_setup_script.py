@@ -395,7 +395,9 @@ def test_test_tools_are_installed_for_the_tests_only() -> None:
     lab = call("apt_packages").stdout.split()
     tests = call("apt_packages", "test").stdout.split()
     assert {"shellcheck", "gpg", "chromium"}.isdisjoint(lab)  # a learner needs no browser here
-    assert tests == [*lab, "chromium", "shellcheck", "gpg"]
+    assert tests == [*lab, "nodejs", "npm", "nftables", "chromium", "shellcheck", "gpg"]
+    hub = call("apt_packages", "hub").stdout.split()
+    assert hub == [*lab, "nodejs", "npm", "nftables"]  # the class hub: its proxy, its firewall
     assert "fonts-noto-color-emoji" in lab  # the lessons' icons, in a local browser
     # What the tests run is installed by the test command (or by every setup).
     needed = {"shellcheck", "gpg", "cpio", "e2fsprogs", "qemu-guest-agent", "busybox-static",
@@ -504,12 +506,22 @@ def test_the_test_command_checks_the_kernel_makes_the_user_and_forbids_skips(
     assert steps == [
         "step_system_packages test",
         "step_venv ",
-        "step_python_packages  lab,test",
+        "step_python_packages  lab,test,hub",
         "step_image  test",
         "require_kit_kernel ",
         "step_test_user ",
         "python -m pytest -p tests.skip_policy -k limits KIT_TESTING_ALL=1",
     ]
+
+
+def test_the_hub_needs_a_class_file_and_serves_it(sandbox: Path) -> None:
+    result, steps = run_main(sandbox, "hub")
+    assert result.returncode != 0 and "usage: ./setup.sh hub CLASSFILE" in result.stderr
+    assert steps == []  # refused before anything is installed
+    result, steps = run_main(sandbox, "hub", "class.toml")
+    assert result.returncode == 0, result.stderr
+    assert steps == ["step_system_packages hub", "step_venv ", "step_python_packages  lab,hub",
+                     "step_image  hub", "python -m kit hub serve class.toml KIT_TESTING_ALL="]
 
 
 def test_the_lab_stays_lean(sandbox: Path) -> None:

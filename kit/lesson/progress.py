@@ -134,7 +134,11 @@ def lesson_progress(number: int) -> LessonProgress:
 
 def all_progress() -> dict[int, LessonProgress]:
     """Progress of every lesson the file mentions, by number."""
-    data = load()
+    return lessons_in(load())
+
+
+def lessons_in(data: Data) -> dict[int, LessonProgress]:
+    """Progress of every lesson a progress record mentions (anyone's: the hub reads them)."""
     return {int(key): _lesson_from(data, int(key)) for key in data["lessons"] if key.isdigit()}
 
 
@@ -338,6 +342,7 @@ def _write_atomically(path: Path, data: Data) -> None:
     try:
         with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.",
                                          delete=False) as temp:
+            os.fchmod(temp.fileno(), _mode_to_keep(path))
             json.dump(data, temp, indent=1, sort_keys=True)
             temp.flush()
             os.fsync(temp.fileno())
@@ -346,6 +351,18 @@ def _write_atomically(path: Path, data: Data) -> None:
         with contextlib.suppress(OSError, NameError):
             os.unlink(temp.name)
         raise _cannot_save(path, error) from None
+
+
+def _mode_to_keep(path: Path) -> int:
+    """The permissions of the file being replaced (owner-only for a new one).
+
+    A class hub makes each learner's file readable by the instructors' group
+    (:mod:`kit.hub.progress`); a rewrite must not take that away.
+    """
+    try:
+        return path.stat().st_mode & 0o777
+    except OSError:
+        return 0o600
 
 
 def _cannot_save(path: Path, error: OSError) -> ProgressError:

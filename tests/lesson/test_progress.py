@@ -68,6 +68,20 @@ def test_writes_leave_no_temporary_files(progress_file: Path) -> None:
     assert leftovers == set()
 
 
+def test_a_new_file_is_the_learners_alone(progress_file: Path) -> None:
+    progress.record_opened(1, ["a"], [])
+    assert progress_file.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_rewrite_keeps_the_files_permissions(progress_file: Path) -> None:
+    """A class hub lets the instructors' group read the file (kit.hub.progress): kept."""
+    progress.record_opened(1, ["a"], [])
+    progress_file.chmod(0o640)
+    progress.record_checkpoint(1, "a", True)
+    assert progress_file.stat().st_mode & 0o777 == 0o640
+    assert progress.lessons_in(json.loads(progress_file.read_text()))[1].passed == ("a",)
+
+
 def test_a_broken_file_is_set_aside_not_lost(progress_file: Path) -> None:
     progress_file.write_text('{"lessons": {"1": ')  # a write cut short
     with pytest.warns(UserWarning, match="set aside"):
