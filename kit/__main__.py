@@ -30,6 +30,10 @@ def main(argv: list[str] | None = None) -> int:
                          help="give you a fresh copy of one lesson (e.g. 02); your old copy "
                               "is kept beside it")
     _add_hub_commands(commands)
+    guide = commands.add_parser("guide", help="print the instructor guide's answer key, "
+                                "written from the lessons")
+    guide.add_argument("--write", metavar="FILE", nargs="?", const="docs/instructor-guide.md",
+                       help="rewrite the key inside FILE (default: docs/instructor-guide.md)")
     commands.add_parser("doctor", help="check that this machine can run the kit")
     commands.add_parser("host", help="print the host's facts as JSON")
     args = parser.parse_args(argv)
@@ -53,6 +57,8 @@ def _run(args: argparse.Namespace) -> int:
         return _copy_lessons(Path(args.folder) if args.folder else None, args.reset)
     if args.command == "hub":
         return _hub(args)
+    if args.command == "guide":
+        return _guide(args.write)
     if args.command == "doctor":
         from kit.hypervisor import doctor
 
@@ -90,6 +96,18 @@ def _hub(args: argparse.Namespace) -> int:
     if args.verb == "stop":
         return server.stop(args.class_file)
     return server.check(args.class_file)
+
+
+def _guide(write: str | None) -> int:
+    """The answer key, printed, or written into the guide between its markers."""
+    from kit.lesson import guide
+
+    if write is None:
+        print(guide.answer_key())
+        return 0
+    changed = guide.write(Path(write))
+    print(f"{write}: the answer key is {'rewritten' if changed else 'already up to date'}")
+    return 0
 
 
 def _copy_lessons(folder: Path | None, reset: str | None) -> int:
