@@ -52,6 +52,7 @@ def _run(args: argparse.Namespace) -> int:
         image = build(args.arch, progress=common.print_progress, kernel=args.kernel)
         print(f"guest image ready: {image.kernel.parent} ({image.size_bytes / 2**20:.1f} MiB)")
         print(f"guests boot {image.kernel_summary()}")
+        _publish_for_everyone(image.kernel.parent)
         return 0
     if args.command == "lessons":
         return _copy_lessons(Path(args.folder) if args.folder else None, args.reset)
@@ -96,6 +97,16 @@ def _hub(args: argparse.Namespace) -> int:
     if args.verb == "stop":
         return server.stop(args.class_file)
     return server.check(args.class_file)
+
+
+def _publish_for_everyone(folder: Path) -> None:
+    """Run as root: the image goes into the system-wide cache, built once for every user."""
+    from kit.guestos import system_cache
+
+    if not system_cache.may_publish() or folder.parent == system_cache.images_dir():
+        return
+    published = system_cache.publish(folder)
+    print(f"published for every user of this machine (read-only): {published}")
 
 
 def _guide(write: str | None) -> int:

@@ -7,10 +7,15 @@ shared machines can move them:
   notebooks), read-only: package data in an installed wheel, the repository's
   own folders in a checkout;
 * the cache (built guest images), ``KIT_CACHE_DIR``, else ``~/.cache/kit``;
+* the system-wide cache (images root built once for every user of the
+  machine, read-only to them), ``KIT_SYSTEM_CACHE_DIR``, else
+  ``/var/cache/kit``: see :func:`system_cache_dir`;
 * the runtime folder (one sub-folder per live guest, with its sockets and
   logs), ``KIT_RUNTIME_DIR``, else ``$XDG_RUNTIME_DIR/kit``, else
   ``/tmp/kit-<uid>``; always owner-only (0700), since it holds the sockets that
-  control the guests.
+  control the guests;
+* the snapshots (saved guests), ``KIT_SNAPSHOT_DIR``, else ``snapshots/`` in
+  the cache, owner-only (0700) too: see :func:`snapshots_dir`.
 """
 
 from __future__ import annotations
@@ -71,6 +76,28 @@ def runtime_dir() -> Path:
     else:
         path = Path("/tmp") / f"kit-{os.getuid()}"
     return owner_only_dir(path)
+
+
+def system_cache_dir() -> Path:
+    """Where root publishes guest images for every user (``/var/cache/kit``).
+
+    Not created here: it exists only where root has published images, and a
+    user's kit merely looks into it (:mod:`kit.guestos.system_cache`).
+    """
+    return Path(os.environ.get("KIT_SYSTEM_CACHE_DIR") or "/var/cache/kit")
+
+
+def snapshots_dir() -> Path:
+    """Where saved guests are kept: in the cache, not the runtime folder.
+
+    A snapshot is worth keeping across a notebook's restart (and the host's):
+    the runtime folder may be a RAM-backed ``/run/user/UID``, small and
+    emptied at logout, while a snapshot holds tens of MiB.  It also holds
+    the guest's whole memory, so the folder is owner-only, like the
+    runtime folder.
+    """
+    env = os.environ.get("KIT_SNAPSHOT_DIR")
+    return owner_only_dir(Path(env) if env else cache_dir() / "snapshots")
 
 
 def owner_only_dir(path: Path) -> Path:

@@ -51,6 +51,7 @@ from typing import Any
 
 from kit.core import paths
 from kit.core.errors import ImageError
+from kit.guestos import system_cache
 from kit.guestos.build import foreign, rootdisk
 from kit.guestos.build import kernel as kit_kernel
 from kit.guestos.build.apt import fetch_package, resolve_kernel_package
@@ -395,7 +396,16 @@ def find_image(arch: str = "x86_64", kernel: str | None = None) -> GuestImage | 
 
 
 def _find(recipe: Recipe, key: str) -> GuestImage | None:
-    folder = images_dir() / f"{recipe.arch}-{key}"
+    """The complete image for ``key``: the system-wide one first, else the user's own."""
+    name = f"{recipe.arch}-{key}"
+    for folder in (*system_cache.candidates(name), images_dir() / name):
+        image = _complete(folder, key)
+        if image is not None:
+            return image
+    return None
+
+
+def _complete(folder: Path, key: str) -> GuestImage | None:
     try:
         manifest = json.loads((folder / MANIFEST).read_text())
         image = _image_from_manifest(folder, manifest)
