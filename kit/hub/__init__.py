@@ -10,7 +10,9 @@ the host runs systemd, else a control group the kit makes, and always the
 kit's own caps (:mod:`kit.hub.spawning`, :mod:`kit.hub.config`).  A firewall
 table keeps each learner's listening sockets (port forwards, links, their
 Jupyter server) to themselves (:mod:`kit.hub.firewall`), and their progress
-reaches the instructor through a drop folder (:mod:`kit.hub.progress`).
+reaches the instructor through a drop folder (:mod:`kit.hub.progress`), which
+the control room's class view reads (:mod:`kit.hub.report`, :mod:`kit.hub.room`):
+every learner's checkpoints, quiz answers, live guests, and who is stuck.
 
 Where its files are is :mod:`kit.hub.places`.  This package sits above every
 other layer: it serves the lessons, and nothing in the kit imports it.

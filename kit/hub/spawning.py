@@ -9,7 +9,8 @@ Before (JupyterHub's ``pre_spawn_hook``):
 * their server's environment: the kit's caps from the class file
   (``KIT_MAX_GUESTS``, ``KIT_MAX_GUEST_MEMORY_MB``), where their runtime
   folder, progress file, lessons and the hub's images are, and a PATH
-  without root's folders;
+  without root's folders; the instructor's also lists the class's learners
+  (for the class view, :mod:`kit.hub.room`);
 * their limits for the spawner: SystemdSpawner's unit, or a control group
   the hub makes (:mod:`kit.hub.controlgroups`) for LocalProcessSpawner.
 
@@ -77,6 +78,8 @@ def environment(member: Account, klass: ClassFile, where: HubPlaces) -> dict[str
     }
     if member.name != klass.instructor:
         env["KIT_PROGRESS_FILE"] = str(where.progress_file(member.name))
+    else:  # the class view lists every learner, even one who never logged in
+        env["KIT_CLASS_LEARNERS"] = " ".join(klass.learners)
     return env
 
 

@@ -20,16 +20,22 @@ The layout (``FORMAT`` 1)::
                        "checkpoint_ids": ["l1-memory", ...],
                        "question_ids": ["l1-q1", ...],
                        "checkpoints": {"l1-memory": {"tries": 2, "passed_at": "...",
-                                                     "how": "hint"}},
-                       "answers": {"l1-q1": {"choice": 2, "correct": true, "tries": 1,
-                                             "at": "..."}},
+                                                     "how": "hint", "first_try_at": "...",
+                                                     "last_try_at": "..."}},
+                       "answers": {"l1-q1": {"choice": 2, "correct": true, "tries": 2,
+                                             "wrong": [0], "at": "..."}},
                        "predictions": {"l1-p-memtotal": {"predicted": 180,
                                                          "measured": 171.2, "at": "..."}}}},
      "seed": 123456789}
 
 ``how`` says how a checkpoint was passed: ``alone``, after the ``hint``, with
 the ``solution`` shown, or in the instructor's ``demo`` mode (a demo pass is
-kept apart and never counts as the learner's).  ``seed`` is drawn once per
+kept apart and never counts as the learner's).  ``first_try_at`` and
+``last_try_at`` (of the counted tries) and an answer's ``wrong`` (every wrong
+choice given, in order) came later, for the instructor's class view
+(:mod:`kit.hub.report`: who is stuck, and on what; which wrong answers are
+common); older files lack them and are read as they are, so the format is
+still 1.  ``seed`` is drawn once per
 learner: quizzes shuffle their choices with it and exercises derive their
 personal values from it, so both stay the same for this learner and differ
 from their neighbour's.
@@ -68,11 +74,17 @@ class ProgressError(KitError):
 
 @dataclass(frozen=True)
 class Answer:
-    """The learner's latest answer to one quiz question."""
+    """The learner's latest answer to one quiz question.
+
+    ``wrong`` is every wrong choice they gave, in order (not compared: two
+    answers are the same when the latest is); a file from before it was
+    recorded gives at most the latest answer, if that was wrong.
+    """
 
     choice: int
     correct: bool
     tries: int
+    wrong: tuple[int, ...] = dataclasses.field(default=(), compare=False)
 
 
 @dataclass(frozen=True)
@@ -91,6 +103,9 @@ class LessonProgress:
     demo: tuple[str, ...] = ()  # passed only in the instructor's demo mode
     predictions: dict[str, tuple[float, float | None]] = dataclasses.field(
         default_factory=dict)  # id -> (predicted, measured)
+    # checkpoint id -> time.time() of its first and latest counted try (absent in old files)
+    first_tried: dict[str, float] = dataclasses.field(default_factory=dict)
+    last_tried: dict[str, float] = dataclasses.field(default_factory=dict)
 
     @property
     def status(self) -> str:
@@ -146,7 +161,8 @@ def _lesson_from(data: Data, number: int) -> LessonProgress:
     entry = data["lessons"].get(str(number), {})
     checkpoints = entry.get("checkpoints", {})
     answers = {
-        qid: Answer(int(a.get("choice", -1)), bool(a.get("correct")), int(a.get("tries", 1)))
+        qid: Answer(int(a.get("choice", -1)), bool(a.get("correct")), int(a.get("tries", 1)),
+                    _wrong_choices(a))
         for qid, a in entry.get("answers", {}).items()
     }
     return LessonProgress(
@@ -163,7 +179,42 @@ def _lesson_from(data: Data, number: int) -> LessonProgress:
         demo=tuple(cid for cid, c in checkpoints.items() if c.get("demo_passed_at")),
         predictions={pid: (float(p["predicted"]), _maybe_float(p.get("measured")))
                      for pid, p in entry.get("predictions", {}).items() if "predicted" in p},
+        first_tried=_times(checkpoints, "first_try_at"),
+        last_tried=_times(checkpoints, "last_try_at"),
     )
+
+
+def _wrong_choices(answer: Data) -> tuple[int, ...]:
+    """Every wrong choice recorded; in an older file, the latest answer if it was wrong."""
+    wrong = answer.get("wrong")
+    if isinstance(wrong, list):
+        return tuple(int(choice) for choice in wrong)
+    if not answer.get("correct") and isinstance(answer.get("choice"), int):
+        return (int(answer["choice"]),)
+    return ()
+
+
+def _times(checkpoints: Data, key: str) -> dict[str, float]:
+    """``key``'s moment of each checkpoint that has one, as time.time() seconds."""
+    found = {}
+    for cid, item in checkpoints.items():
+        moment = _seconds(item.get(key))
+        if moment is not None:
+            found[cid] = moment
+    return found
+
+
+def _seconds(stamp: object) -> float | None:
+    """An ISO time of this file as time.time() seconds; None if absent or not a time."""
+    if not isinstance(stamp, str):
+        return None
+    try:
+        moment = datetime.datetime.fromisoformat(stamp)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.UTC)
+    return moment.timestamp()
 
 
 def _maybe_float(value: object) -> float | None:
@@ -193,7 +244,10 @@ def record_checkpoint(number: int, checkpoint_id: str, passed: bool,
     """One try at a checkpoint; the first pass is kept even if a later try fails.
 
     ``how`` is one of :data:`HOW`.  A pass in demo mode is kept apart
-    (``demo_passed_at``): it is the instructor's, not the learner's.
+    (``demo_passed_at``): it is the instructor's, not the learner's.  Each
+    counted try notes its moment (``first_try_at`` once, ``last_try_at``
+    each time): how long a learner has been trying tells the instructor
+    who is stuck.
     """
     if how not in HOW:
         raise ValueError(f"how={how!r}: one of {HOW}")
@@ -205,6 +259,9 @@ def record_checkpoint(number: int, checkpoint_id: str, passed: bool,
                 item.setdefault("demo_passed_at", _now())
             return
         item["tries"] = int(item.get("tries", 0)) + 1
+        now = _now("milliseconds")  # two tries may come within a second
+        item.setdefault("first_try_at", now)
+        item["last_try_at"] = now
         if passed and not item.get("passed_at"):
             item["passed_at"] = _now()
             item["how"] = how
@@ -248,12 +305,21 @@ def record_projector(on: bool) -> None:
 
 
 def record_answer(number: int, question_id: str, choice: int, correct: bool) -> None:
-    """The learner's latest answer to a question, and how many answers they gave."""
+    """The latest answer to a question, how many were given, and every wrong one.
+
+    The wrong ones are kept for the instructor's class view, which counts
+    the common ones; an older entry without them starts from its latest
+    answer.
+    """
     def change(entry: Data) -> None:
         answers = entry.setdefault("answers", {})
-        tries = int(answers.get(question_id, {}).get("tries", 0)) + 1
+        before = answers.get(question_id, {})
+        tries = int(before.get("tries", 0)) + 1
+        wrong = list(_wrong_choices(before)) if before else []
+        if not correct:
+            wrong.append(choice)
         answers[question_id] = {"choice": choice, "correct": correct, "tries": tries,
-                                "at": _now()}
+                                "wrong": wrong, "at": _now()}
 
     _update_lesson(number, change)
 
@@ -380,5 +446,5 @@ def _learner() -> str:
         return "learner"
 
 
-def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+def _now(timespec: str = "seconds") -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec=timespec)

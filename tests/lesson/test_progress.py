@@ -6,6 +6,7 @@ import json
 import multiprocessing
 import os
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -131,3 +132,32 @@ def test_two_notebooks_recording_at_once_lose_nothing(progress_file: Path) -> No
         worker.join(60)
         assert worker.exitcode == 0
     assert len(progress.lesson_progress(5).answers) == 30
+
+
+def test_every_wrong_answer_and_the_tries_moments_are_kept(progress_file: Path) -> None:
+    """For the instructor's class view: common wrong answers, and how long someone tries."""
+    progress.record_answer(1, "q1", 0, correct=False)
+    progress.record_answer(1, "q1", 2, correct=False)
+    progress.record_answer(1, "q1", 1, correct=True)
+    progress.record_checkpoint(1, "a", passed=False)
+    progress.record_checkpoint(1, "a", passed=True)
+    progress.record_checkpoint(1, "b", passed=True, how="demo")  # not a try of the learner's
+    done = progress.lesson_progress(1)
+    assert done.answers["q1"] == progress.Answer(1, True, 3)
+    assert done.answers["q1"].wrong == (0, 2)
+    assert set(done.first_tried) == set(done.last_tried) == {"a"}
+    assert time.time() - 60 < done.first_tried["a"] <= done.last_tried["a"] <= time.time() + 1
+
+
+def test_a_file_from_before_wrong_answers_and_try_times_is_read_and_extended(
+        progress_file: Path) -> None:
+    old = {"format": 1, "learner": "alice", "lessons": {"1": {
+        "checkpoints": {"a": {"tries": 2}},
+        "answers": {"q1": {"choice": 0, "correct": False, "tries": 2, "at": "x"},
+                    "q2": {"choice": 1, "correct": True, "tries": 1, "at": "x"}}}}}
+    progress_file.write_text(json.dumps(old))
+    done = progress.lesson_progress(1)
+    assert (done.answers["q1"].wrong, done.answers["q2"].wrong) == ((0,), ())
+    assert done.first_tried == {} and done.tries == {"a": 2}
+    progress.record_answer(1, "q1", 2, correct=False)
+    assert progress.lesson_progress(1).answers["q1"].wrong == (0, 2)
