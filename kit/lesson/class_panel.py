@@ -22,11 +22,12 @@ class ClassPanel(KitWidget):
     def __init__(self) -> None:
         super().__init__("class settings")
         self.demo = widgets.ToggleButton(
-            description="demo mode", icon="play",
+            description="demo mode", icon="play", layout=widgets.Layout(width="auto", flex="none"),
             tooltip="Exercises solve themselves when checked, so Run All presents a lesson; "
             "passes are recorded as demo, never as the learner's")
         self.solutions = widgets.ToggleButton(
             description="solutions allowed", icon="key",
+            layout=widgets.Layout(width="auto", flex="none"),
             tooltip="Whether a stuck learner may show an exercise's solution after a try")
         self.note = widgets.HTML()
         self.overview = ProgressOverview()

@@ -47,7 +47,7 @@ from kit.lesson.prediction import Prediction
 from kit.lesson.quiz import Choice, Question, Quiz
 from kit.view import markup
 from kit.view.markup import escape
-from kit.widgets.base import KitWidget
+from kit.widgets.base import KitWidget, set_button_style
 
 PREFIX = "web"
 SPARE = "spare"  # the instance the lesson starts itself when the learner has none yet
@@ -204,13 +204,16 @@ class CloudConsole(KitWidget):
                                      layout=widgets.Layout(width="12em"))
         self.count = widgets.BoundedIntText(value=1, min=1, max=999, description="count",
                                             layout=widgets.Layout(width="10em"))
-        self.launch_button = widgets.Button(description="Launch instances", icon="rocket")
+        self.launch_button = widgets.Button(description="Launch instances", icon="rocket",
+                                            layout=widgets.Layout(width="auto", flex="none"))
         self.ids = widgets.SelectMultiple(options=[], description="instances",
                                           layout=widgets.Layout(width="18em", height="6em"))
         self.stop_button = widgets.Button(description="Stop selected")
         self.start_button = widgets.Button(description="Start selected")
         self.terminate_button = widgets.Button(description="Terminate selected",
-                                               button_style="warning")
+                                               layout=widgets.Layout(width="auto",
+                                                                     flex="none"))
+        set_button_style(self.terminate_button, "warning")
         self.refresh_button = widgets.Button(description="Describe again", icon="refresh")
         self.status = widgets.HTML()
         self.table = widgets.HTML()
@@ -373,7 +376,8 @@ class BalancerDemo(KitWidget):
         self.requests = widgets.BoundedIntText(value=30, min=2, max=500, description="requests",
                                                layout=widgets.Layout(width="11em"))
         self.stop_one = widgets.Checkbox(value=False, description="stop one instance mid-way")
-        self.send = widgets.Button(description="Send requests", icon="exchange")
+        self.send = widgets.Button(description="Send requests", icon="exchange",
+                                   layout=widgets.Layout(width="auto", flex="none"))
         self.output = widgets.HTML()
         self.send.on_click(self._callback("sending requests", self.run))
         self._set_body(widgets.HBox([self.requests, self.stop_one, self.send]), self.output)

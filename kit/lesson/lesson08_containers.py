@@ -305,7 +305,8 @@ class CompareView(KitWidget):
 
     def __init__(self) -> None:
         super().__init__("container and VM")
-        self.go = widgets.Button(description="Start both and measure", icon="play")
+        self.go = widgets.Button(description="Start both and measure", icon="play",
+                                 layout=widgets.Layout(width="auto", flex="none"))
         self.go.on_click(self._callback("starting both", self.measure))
         self.status = widgets.HTML()
         self.table = widgets.HTML()
@@ -643,6 +644,7 @@ class CgroupView(KitWidget):
     def __init__(self) -> None:
         super().__init__("memory limits")
         self.go = widgets.Button(description="Limit and measure", icon="tachometer",
+                                 layout=widgets.Layout(width="auto", flex="none"),
                                  tooltip="Put the container in a cgroup with a memory limit, "
                                  "run programs under and over it, and ask the VM too")
         self.go.on_click(self._callback("measuring the limits", self.measure))

@@ -25,7 +25,7 @@ from kit.core.errors import InvalidInput, KitError
 from kit.lesson import classroom, progress
 from kit.lesson.checkpoint import ID_PATTERN
 from kit.view import markup
-from kit.widgets.base import KitWidget
+from kit.widgets.base import KitWidget, set_button_style
 
 log = logging.getLogger(__name__)
 
@@ -183,9 +183,10 @@ class PredictionView(KitWidget):
             self.guess = widgets.Text(placeholder=f"your guess{unit}",
                                       layout=widgets.Layout(width="16em"))
         self.commit_button = widgets.Button(
-            description="Commit, then measure", icon="lock", button_style="info",
+            description="Commit, then measure", icon="lock",
             tooltip="Your guess is saved first; then the kit measures on the live machine",
-            layout=widgets.Layout(width="16em"))
+            layout=widgets.Layout(width="auto"))
+        set_button_style(self.commit_button, "info")
         self.result = widgets.HTML(markup.box("pending", "make your guess, then commit it."))
         self.commit_button.on_click(self._callback("measuring", self._commit))
         self._set_body(heading, widgets.HBox([self.guess, self.commit_button]), self.result)

@@ -16,7 +16,7 @@ import ipywidgets as widgets
 
 from kit.core.errors import KitError
 from kit.lesson import progress
-from kit.widgets.base import KitWidget
+from kit.widgets.base import KitWidget, set_button_style
 
 # JupyterLab's defaults are 14px text and 13px code; these are about one and a half times.
 PROJECTOR_CSS = """<style>
@@ -64,6 +64,6 @@ class ProjectorToggle(KitWidget):
     def show(self, on: bool, remember: bool = True) -> None:
         """Put the style sheet on the page (or take it off), and remember the choice."""
         self.sheet.value = PROJECTOR_CSS if on else ""
-        self.toggle.button_style = "info" if on else ""
+        set_button_style(self.toggle, "info" if on else "")
         if remember:
             progress.record_projector(on)

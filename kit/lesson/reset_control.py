@@ -16,7 +16,7 @@ from kit.core import paths
 from kit.core.errors import InvalidInput
 from kit.lesson import workspace
 from kit.view.markup import escape
-from kit.widgets.base import KitWidget
+from kit.widgets.base import KitWidget, set_button_style
 
 
 def notebook_folder(notebook: str) -> Path:
@@ -34,8 +34,9 @@ class ResetLesson(KitWidget):
         self.ask = widgets.Button(description="Start this lesson afresh…", icon="undo",
                                   tooltip="a fresh copy of this notebook; yours is kept",
                                   layout=widgets.Layout(width="auto"))
-        self.confirm = widgets.Button(description="Yes: a fresh copy", button_style="warning",
+        self.confirm = widgets.Button(description="Yes: a fresh copy",
                                       layout=widgets.Layout(width="auto", display="none"))
+        set_button_style(self.confirm, "warning")
         self.cancel = widgets.Button(description="Cancel",
                                      layout=widgets.Layout(width="auto", display="none"))
         self.message = widgets.HTML()

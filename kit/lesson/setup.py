@@ -24,7 +24,7 @@ from kit.hypervisor.guest import Guest
 from kit.lesson.lesson import ensure_running
 from kit.view import markup
 from kit.view.markup import escape
-from kit.widgets.base import KitWidget
+from kit.widgets.base import KitWidget, set_button_style
 
 WHAT_FOR = {
     "QEMU": "the hypervisor: the program that builds each virtual machine",
@@ -80,14 +80,14 @@ class SetupCheck(KitWidget):
         self.verdict = widgets.HTML()
         self.again_button = widgets.Button(description="Check again", icon="refresh")
         self.build_button = widgets.Button(description="Build the guest image",
-                                           icon="wrench", button_style="warning",
-                                           layout=widgets.Layout(width="15em"))
+                                           icon="wrench", layout=widgets.Layout(width="auto"))
+        set_button_style(self.build_button, "warning")
         self.progress = widgets.FloatProgress(min=0.0, max=1.0, description="image",
                                               layout=widgets.Layout(width="24em"))
         self.progress_label = widgets.Label()
         self.boot_button = widgets.Button(description="Boot my first guest", icon="play",
-                                          button_style="success",
-                                          layout=widgets.Layout(width="15em"))
+                                          layout=widgets.Layout(width="auto"))
+        set_button_style(self.boot_button, "success")
         self.boot_status = widgets.HTML()
         self.again_button.on_click(self._callback("checking the machine", self.refresh))
         self.build_button.on_click(self._callback("building the image", lambda: self._later(

@@ -39,7 +39,7 @@ from kit.hypervisor import registry
 from kit.hypervisor.guest import Guest
 from kit.infrastructure import limits
 from kit.view.markup import escape, pre
-from kit.widgets.base import KitWidget, Throttle, close_tree, on_loop
+from kit.widgets.base import KitWidget, Throttle, close_tree, on_loop, set_button_style
 from kit.widgets.console_view import ConsoleView
 from kit.widgets.guest_panel import GuestPanel
 from kit.widgets.live_diagram import LiveDiagram
@@ -234,8 +234,9 @@ class OtherRow(widgets.VBox):  # type: ignore[misc]
         self.guest = guest
         self.info = widgets.HTML(_other_html(guest))
         self.stop_button = widgets.Button(
-            description="■ Stop", button_style="warning",
+            description="■ Stop",
             tooltip=f"Kill QEMU process {guest.pid} (the guest of {guest.where})")
+        set_button_style(self.stop_button, "warning")
         self.stop_button.on_click(on_stop)
         super().__init__([widgets.HBox([self.info, self.stop_button],
                                        layout=widgets.Layout(align_items="center",

@@ -18,7 +18,7 @@ from kit.core.state import GuestState
 from kit.hypervisor import doors
 from kit.hypervisor.guest import Guest
 from kit.view.markup import escape
-from kit.widgets.base import KitWidget, resolve_guest
+from kit.widgets.base import KitWidget, resolve_guest, set_button_style
 
 DEFAULT_HOST_PORT = 8080
 DEFAULT_GUEST_PORT = 80
@@ -183,7 +183,7 @@ class DoorsPanel(KitWidget):
     def _show(toggle: widgets.ToggleButton, is_open: bool, disabled: bool) -> None:
         toggle.value = is_open
         toggle.icon = "unlock" if is_open else "lock"
-        toggle.button_style = "warning" if is_open else ""
+        set_button_style(toggle, "warning" if is_open else "")
         toggle.disabled = disabled
         name = toggle.description.split(":")[0]
         toggle.description = f"{name}: {OPEN if is_open else CLOSED}"

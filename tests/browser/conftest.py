@@ -8,7 +8,8 @@ QEMU process that these fixtures started is left.  (The last test of
 
 Chromium is Debian's (``/usr/bin/chromium``, installed by ``setup.sh``);
 Playwright only drives it: it never downloads a browser of its own.  Without
-Chromium, the browser tests are skipped and say why.
+Chromium, the browser tests are skipped and say why; in the test command
+(``./setup.sh test``, ``KIT_TESTING_ALL=1``), which installs it, they fail.
 """
 
 from __future__ import annotations

@@ -8,11 +8,18 @@ pop-up.  They also attach every cell to the page at once (notebook
 ``windowingMode: none``; JupyterLab's default only lays out the cells in
 view, and the text of a skipped cell is not readable), which changes how fast
 a long notebook scrolls, not what it shows.
+
+It saves as ``./setup.sh lab`` does (``setup.sh``'s ``jupyter_lab_args``):
+through :func:`kit.lesson.workspace.drop_widget_views`, so a saved lesson
+keeps no output of a live widget.  And it exposes its application object to
+the page (``window.jupyterapp``), so that a test can run JupyterLab's own
+commands (switch the theme, open a file) and read the notebook's model.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import secrets
@@ -32,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[2]
 LESSONS = ROOT / "lessons"
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 20.0
+SAVE_HOOK = "kit.lesson.workspace.drop_widget_views"  # as setup.sh's jupyter_lab_args
 
 USER_SETTINGS: dict[str, dict[str, Any]] = {
     # "Would you like to receive official Jupyter news?" and the update check.
@@ -46,6 +54,15 @@ SERVER_CONFIG: dict[str, dict[str, Any]] = {
         "extension_manager": "readonly",  # no PyPI look-ups from the extension panel
     },
 }
+
+
+def lessons_fingerprint() -> tuple[str, dict[str, str]]:
+    """What ``git status`` says of the repository's lessons/, and a hash of each file in it."""
+    status = subprocess.run(["git", "status", "--porcelain", "--", str(LESSONS)], cwd=ROOT,
+                            capture_output=True, text=True, check=False).stdout
+    hashes = {str(path.relative_to(LESSONS)): hashlib.sha256(path.read_bytes()).hexdigest()
+              for path in sorted(LESSONS.rglob("*")) if path.is_file()}
+    return status, hashes
 
 
 def free_port() -> int:
@@ -70,6 +87,7 @@ class JupyterLab:
         self.log_path = workdir / "jupyterlab.log"
         self.process: subprocess.Popen[bytes] | None = None
         self.started: set[int] = set()
+        self.shipped_lessons = lessons_fingerprint()  # the repository's, as they were
 
     @property
     def base_url(self) -> str:
@@ -98,6 +116,8 @@ class JupyterLab:
             "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={self.port}",
             "--ServerApp.port_retries=0", f"--IdentityProvider.token={self.token}",
             f"--ServerApp.root_dir={self.lessons}",
+            f"--ContentsManager.pre_save_hook={SAVE_HOOK}",
+            "--LabApp.expose_app_in_browser=True",
         ]
         if os.geteuid() == 0:
             command.append("--allow-root")

@@ -42,13 +42,20 @@ class LessonPage:
         self.name = Path(file).stem
         self.evidence_root = evidence_root
         self.console_errors: list[str] = []
+        self.noted: list[str] = []  # failures noted by noted_on_failure, for the end
+        self.step = "open the lesson"  # the step under way, named beside a browser error
         page.on("console", self._on_console)
-        page.on("pageerror", lambda error: self.console_errors.append(f"pageerror: {error}"))
+        page.on("pageerror", self._on_page_error)
+
+    def _on_page_error(self, error: PlaywrightError) -> None:
+        where = "\n    ".join((error.stack or "").splitlines()[1:4])  # its first frames
+        self.console_errors.append(f"pageerror (during '{self.step}'): {error}\n    {where}")
 
     def _on_console(self, message: object) -> None:
         kind = getattr(message, "type", "")
         if kind == "error":
-            self.console_errors.append(f"console.error: {getattr(message, 'text', message)}")
+            self.console_errors.append(f"console.error (during '{self.step}'): "
+                                       f"{getattr(message, 'text', message)}")
 
     # -- the notebook ------------------------------------------------------------
 
@@ -112,6 +119,33 @@ class LessonPage:
         tab = self.page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab.lm-mod-current").first
         expect(tab).not_to_have_class(re.compile(r"\bjp-mod-dirty\b"), timeout=UI_TIMEOUT_MS)
         return read_notebook(self.lab.lessons / self.file)
+
+    def save_with_keys(self) -> nbformat.NotebookNode:
+        """Ctrl+S in the notebook, and read what was written once the file has changed."""
+        path = self.lab.lessons / self.file
+        before = path.stat().st_mtime_ns
+        self.notebook.locator(".jp-Cell .jp-InputPrompt").first.click()  # the notebook has focus
+        self.page.keyboard.press("Escape")
+        self.page.keyboard.press("Control+s")
+        deadline = time.monotonic() + UI_TIMEOUT_MS / 1000
+        while path.stat().st_mtime_ns == before:
+            assert time.monotonic() < deadline, "Ctrl+S did not save the notebook"
+            time.sleep(0.2)
+        tab = self.page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab.lm-mod-current").first
+        expect(tab).not_to_have_class(re.compile(r"\bjp-mod-dirty\b"), timeout=UI_TIMEOUT_MS)
+        return read_notebook(path)
+
+    def close_and_reopen(self) -> None:
+        """File → Close Tab, then open the file again (as from the file browser); wait for it."""
+        self.menu("File", "application:close")
+        expect(self.page.locator(".jp-NotebookPanel")).to_have_count(0, timeout=UI_TIMEOUT_MS)
+        self.page.evaluate("(path) => window.jupyterapp.commands.execute("
+                           "'docmanager:open', {path})", self.file)
+        code_cells = [c for c in read_notebook(self.lab.lessons / self.file).cells
+                      if c.cell_type == "code"]
+        prompts = self.notebook.locator(".jp-CodeCell .jp-InputArea-prompt")
+        expect(prompts).to_have_count(len(code_cells), timeout=UI_TIMEOUT_MS)
+        self.wait_kernel("Idle", GUEST_TIMEOUT_MS)
 
     def add_cell_and_run(self, code: str, timeout_s: float = 60.0) -> str:
         """Add a cell at the end (B in command mode), type ``code``, run it; return its output."""
@@ -223,6 +257,7 @@ class LessonPage:
     @contextmanager
     def evidence_on_failure(self, step: str) -> Iterator[None]:
         """Turn a failure in ``step`` into an assertion that names a folder of evidence."""
+        self.step = step
         try:
             yield
         except (AssertionError, PlaywrightError) as error:
@@ -230,6 +265,19 @@ class LessonPage:
             raise AssertionError(f"{self.name}, step '{step}' failed: {shorten(str(error))}\n"
                                  f"Screenshot, page text and the whole error: {folder}"
                                  ) from error
+
+    @contextmanager
+    def noted_on_failure(self, step: str) -> Iterator[None]:
+        """Like :meth:`evidence_on_failure`, but note the failure and go on with the lesson.
+
+        For what the learner sees (contrast, sizes) rather than what works: the
+        steps after it still run, and :attr:`noted` fails the test at its end.
+        """
+        try:
+            with self.evidence_on_failure(step):
+                yield
+        except AssertionError as failure:
+            self.noted.append(str(failure))
 
     def evidence(self, step: str, error: str = "") -> Path:
         folder = self.evidence_root / f"{self.name}-{re.sub(r'[^A-Za-z0-9]+', '-', step)}"

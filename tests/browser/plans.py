@@ -22,17 +22,21 @@ from __future__ import annotations
 
 import platform
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from playwright.sync_api import Locator, expect
 
+from tests.browser import page_checks
 from tests.browser.notebook import GUEST_TIMEOUT_MS, UI_TIMEOUT_MS, LessonPage
 
 DIAGRAM = ".kit-live-diagram"
 BOOT_TEXT = re.compile(r"Linux version|kit-init")
-CONSOLE_INPUT = "input[placeholder^='type a command']"
+CONSOLE_PLACEHOLDER = "type a command"
+CONSOLE_INPUT = f"input[placeholder^='{CONSOLE_PLACEHOLDER}']"
+LAYOUT_SETTLE_S = 5.0  # a redraw of the console, then a layout: far less than this
 Answer = str | Callable[[LessonPage], str]
 
 
@@ -161,21 +165,120 @@ class ConsoleShows:
         expect(screen).to_contain_text(self.pattern, timeout=GUEST_TIMEOUT_MS)
 
 
+def type_on_console(lesson: LessonPage, line: str, answer: str) -> None:
+    """Type ``line`` into the first console view, press Enter; wait until ``answer`` is in it."""
+    console = lesson.widget_with(CONSOLE_INPUT)
+    field = console.locator(CONSOLE_INPUT).first
+    field.fill(line)
+    field.press("Enter")
+    expect(console.locator("pre").last).to_contain_text(answer, timeout=UI_TIMEOUT_MS)
+
+
+def show_console(lesson: LessonPage) -> None:
+    """Scroll the page so that the first console's box is in the middle of the window."""
+    box = lesson.widget_with(CONSOLE_INPUT).locator(".kit-log").first
+    box.evaluate("box => box.scrollIntoView({block: 'center'})")
+
+
+def answer_in_view(lesson: LessonPage, answer: str) -> dict[str, Any]:
+    """Where the console's last ``answer`` is drawn; fails unless the learner sees it now.
+
+    Seen means: inside the console's scrolling box and inside the window, and
+    the box at its newest line (a reversed flex column: scrollTop 0 is the
+    bottom).  Layout follows the text by a frame or two, so this looks again
+    for a moment before it fails.
+    """
+    deadline = time.monotonic() + LAYOUT_SETTLE_S
+    while True:
+        seen = page_checks.console_answer(lesson.page, CONSOLE_PLACEHOLDER, answer)
+        problems = console_problems(seen)
+        if not problems:
+            assert seen is not None
+            print(f"{lesson.name}: console answer {answer!r} at {seen['line']}, "
+                  f"box {seen['box']}, scrollTop {seen['scrollTop']}")
+            return seen
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the answer {answer!r} is not in view: {problems}; {seen}")
+        time.sleep(0.2)
+
+
+def console_problems(seen: dict[str, Any] | None) -> list[str]:
+    if seen is None:
+        return ["no console box (.kit-log) beside the input line"]
+    problems = []
+    line, box, window = seen["line"], seen["box"], seen["window"]
+    if seen["preOverflowY"] != "visible":
+        problems.append(f"the console's pre scrolls by itself (overflow-y: {seen['preOverflowY']})")
+    if abs(seen["scrollTop"]) > 1:
+        problems.append(f"the box is not at its newest line (scrollTop {seen['scrollTop']})")
+    if line is None:
+        problems.append("the answer is not in the box")
+    else:
+        if not (box["top"] - 1 <= line["top"] and line["bottom"] <= box["bottom"] + 1):
+            problems.append("the answer is outside the box's visible part")
+        if line["top"] < 0 or line["bottom"] > window["height"]:
+            problems.append("the answer is outside the window")
+    return problems
+
+
 @dataclass(frozen=True)
 class TypeOnConsole:
-    """Type a line into the first console view, press Enter, and see the guest's answer."""
+    """Type a line into the first console view, press Enter, and see the guest's answer.
+
+    The answer must be in view at once, without scrolling (issue 17).
+    """
 
     line: str
     expect_text: str
     name: str = "type a command on the serial console"
 
     def __call__(self, lesson: LessonPage) -> None:
-        console = lesson.widget_with(CONSOLE_INPUT)
-        field = console.locator(CONSOLE_INPUT).first
-        field.fill(self.line)
-        field.press("Enter")
-        expect(console.locator("pre").last).to_contain_text(self.expect_text,
-                                                            timeout=UI_TIMEOUT_MS)
+        show_console(lesson)
+        type_on_console(lesson, self.line, self.expect_text)
+        answer_in_view(lesson, self.expect_text)
+
+
+@dataclass(frozen=True)
+class ConsoleKeepsView:
+    """Scroll the first console up to read, while the guest prints: the view stays put.
+
+    Then back at the bottom, the new answer is in view.
+    """
+
+    line: str
+    expect_text: str
+    scrolled_to: float = -200.0
+    name: str = "a console scrolled up stays where the learner put it"
+
+    def __call__(self, lesson: LessonPage) -> None:
+        show_console(lesson)
+        top = page_checks.scroll_console(lesson.page, CONSOLE_PLACEHOLDER, self.scrolled_to)
+        assert top <= self.scrolled_to + 1, f"the console cannot scroll up (scrollTop {top})"
+        type_on_console(lesson, self.line, self.expect_text)
+        time.sleep(1.0)  # a few more redraws of the console (ten a second at most)
+        seen = page_checks.console_answer(lesson.page, CONSOLE_PLACEHOLDER, self.expect_text)
+        assert seen is not None
+        assert seen["scrollTop"] <= self.scrolled_to + 1, (
+            f"new text threw the learner back to the bottom (scrollTop {seen['scrollTop']}, "
+            f"was {top})")
+        print(f"{lesson.name}: console scrolled to {top}, after new text {seen['scrollTop']}")
+        page_checks.scroll_console(lesson.page, CONSOLE_PLACEHOLDER, 0)
+        answer_in_view(lesson, self.expect_text)
+
+
+@dataclass(frozen=True)
+class DiagramWordsReadable:
+    """Every word of the live diagrams now shown is at least 11 CSS px tall (and there are some)."""
+
+    name: str = "every diagram word is at least 11 px"
+
+    def __call__(self, lesson: LessonPage) -> None:
+        sizes = page_checks.diagram_text_sizes(lesson.page)
+        assert sizes, "no diagram word is shown"
+        small = [size for size in sizes if size["px"] < page_checks.MIN_DIAGRAM_TEXT_PX - 0.05]
+        print(f"{lesson.name}: {len(sizes)} diagram words, the smallest "
+              f"{min(size['px'] for size in sizes)} px")
+        assert not small, f"{len(small)} of {len(sizes)} words are too small: {small[:10]}"
 
 
 @dataclass(frozen=True)
@@ -458,6 +561,8 @@ PLANS: dict[str, Plan] = {
             ConsoleShows(),
             Checkpoint("Your first guest is running"),
             TypeOnConsole("echo hello > /tmp/note.txt; echo note-$((6*7))", "note-42"),
+            TypeOnConsole("echo kit-$((6*7))", "kit-42"),
+            ConsoleKeepsView("echo view-$((6*8))", "view-48"),
             Checkpoint("Leave a note inside the guest"),
             Checkpoint("Freeze the whole machine", expect_verdict="✖ Not yet"),
             pause("first"),
@@ -520,6 +625,7 @@ PLANS: dict[str, Plan] = {
         steps=(
             start("alpha"),
             start("beta"),
+            DiagramWordsReadable(),  # two guests, the diagram beside their panels
             SolveInCell("lesson4.crash.check(crashed)",
                         "watch = lesson4.watch_serving(beta)\n"
                         "crashed = alpha.crash()\n"
