@@ -54,7 +54,8 @@ create = true          # make missing accounts (useradd); false: they must exist
 [limits]               # for each learner (and the instructor)
 guests = 3             # guests running at once
 guest_memory_mb = 512  # the memory of those guests together
-cpus = 1               # CPU time for the learner's whole server, in CPUs
+cpus = 2               # CPU time for the learner's whole server, in CPUs (lessons 1
+                       # and 4 boot guests of 2 vCPUs; the kit refuses more vCPUs than this)
 notebook_memory_mb = 1024  # for their Jupyter server and kernels
 
 [limits.alice]         # one person's own limits, where they differ
@@ -68,7 +69,7 @@ class Limits:
 
     guests: int = 3
     guest_memory_mb: int = 512
-    cpus: float = 1.0
+    cpus: float = 2.0  # lessons 1 and 4 boot guests of 2 vCPUs, refused under a smaller quota
     notebook_memory_mb: int = 1024
 
     @property

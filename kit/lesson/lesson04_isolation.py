@@ -59,7 +59,11 @@ from kit.widgets.guest_panel import GuestPanel
 from kit.widgets.live_diagram import LiveDiagram
 
 ALPHA, BETA = "alpha", "beta"
-PREFERRED_PORTS = {ALPHA: 8041, BETA: 8042}
+# Each learner's own pair of host ports, drawn once from this range (their seed):
+# learners of one server share its ports, so fixed ones (8041, 8042) collided
+# when a class started lesson 4 together.
+PORT_RANGE = (30000, 39998)
+GUEST_NAMES = (ALPHA, BETA)
 MEMORY_MB = 128
 SECRET_PATH = "/root/secret.txt"
 PASSWORD_PATH = "/etc/kit-password"
@@ -89,7 +93,7 @@ plant_on_every_boot(ALPHA, PASSWORD_PATH, password)
 
 def guest(name: str) -> Guest:
     """The lesson's guest ``name`` (alpha or beta): the live one, else one made for it."""
-    if name not in PREFERRED_PORTS:
+    if name not in GUEST_NAMES:
         raise InvalidInput(f"lesson 4 has no guest {name!r}.",
                            hint=f"Its guests are {ALPHA} and {BETA}.")
     live = registry.get(name)
@@ -106,8 +110,8 @@ def guests() -> tuple[Guest, Guest]:
 
 
 def _port_for(name: str) -> int:
-    """8041 for alpha, 8042 for beta, unless something else holds that port."""
-    wanted = PREFERRED_PORTS[name]
+    """This learner's port for ``name`` (alpha's, or the next for beta), else a free one."""
+    wanted = personal.number("l4-port", *PORT_RANGE, step=2) + GUEST_NAMES.index(name)
     return wanted if validate.port_is_free(wanted) else net.free_port()
 
 

@@ -24,7 +24,7 @@ def test_the_example_is_a_valid_class() -> None:
     assert klass.learners == ("alice", "bob", "carol")
     assert klass.members == ("teacher", "alice", "bob", "carol")
     assert (klass.ip, klass.port, klass.firewall) == ("127.0.0.1", 8000, True)
-    assert klass.limits_for("bob") == Limits(3, 512, 1.0, 1024)
+    assert klass.limits_for("bob") == Limits(3, 512, 2.0, 1024)  # 2 CPUs: lessons 1, 4
     assert klass.limits_for("alice").guests == 5  # [limits.alice]
     assert klass.limits_for("alice").guest_memory_mb == 512  # the rest from [limits]
 

@@ -98,6 +98,6 @@ def test_a_servers_environment_and_limits_come_from_the_class_file(
     assert not env["PATH"].startswith("/root")
     limits = classfile.read(class_file).limits_for("nobody")
     assert spawner.mem_limit == limits.server_memory_mb * 2**20  # SystemdSpawner's MemoryMax
-    assert spawner.cpu_limit == 1.0
+    assert spawner.cpu_limit == limits.cpus == 2.0
     assert hub_places.runtime("nobody").stat().st_uid == 65534
     c.Spawner.post_stop_hook(spawner)
