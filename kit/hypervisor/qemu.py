@@ -66,11 +66,11 @@ class ShareSpec:
 
 @dataclass(frozen=True)
 class LinkNic:
-    """A further network card, cabled to another guest's by UDP on 127.0.0.1."""
+    """A further network card, cabled to another guest's by unix datagram sockets."""
 
     id: str
-    local_port: int
-    remote_port: int
+    local_path: Path  # this side's socket, in the user's owner-only runtime folder
+    remote_path: Path  # the other side's
     mac: str
 
 
@@ -388,14 +388,18 @@ def _share_args(share: ShareSpec | None, chosen: Profile) -> list[str]:
 def _link_args(links: tuple[LinkNic, ...], chosen: Profile) -> list[str]:
     """One card per link, after the user-network card, so that card stays eth0.
 
-    Each side sends its frames as UDP datagrams to the other side's port: no
-    side listens for the other, so the two guests may start in any order.
+    Each side sends its frames as datagrams to the other side's unix socket:
+    no side listens for the other, so the two guests may start in any order,
+    and both sockets are in the user's owner-only runtime folder, so no other
+    user of the host can send a frame into the cable (UDP on 127.0.0.1, used
+    before, was open to every local user).
     """
     args: list[str] = []
     for nic in links:
+        local, remote = (str(p).replace(",", ",,") for p in (nic.local_path, nic.remote_path))
         args += [
-            "-netdev", f"socket,id={nic.id},udp=127.0.0.1:{nic.remote_port},"
-            f"localaddr=127.0.0.1:{nic.local_port}",
+            "-netdev", f"dgram,id={nic.id},local.type=unix,local.path={local},"
+            f"remote.type=unix,remote.path={remote}",
             "-device", f"virtio-net-{chosen.virtio_suffix},netdev={nic.id},id={nic.id}-nic,"
             f"mac={nic.mac}",
         ]

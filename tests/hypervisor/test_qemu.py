@@ -184,12 +184,15 @@ def test_no_doors_no_extra_devices() -> None:
 
 
 def test_a_link_is_a_second_card_after_the_user_network_card() -> None:
-    nic = qemu.LinkNic("link0", local_port=40001, remote_port=40002, mac="52:54:00:4c:01:01")
+    nic = qemu.LinkNic("link0", local_path=Path("/run/kit/link-1/a.sock"),
+                       remote_path=Path("/run/kit/link-1/b,c.sock"), mac="52:54:00:4c:01:01")
     command = qemu.qemu_command(
         spec(image=FakeMicrovmImage(), tsc_khz=2_000_000, links=(nic,),
              share=qemu.ShareSpec(Path("/tmp/s"))), FDS)
+    # unix datagram sockets in the owner-only runtime folder: no other user reaches them
     assert option(command, "-netdev")[1] == (
-        "socket,id=link0,udp=127.0.0.1:40002,localaddr=127.0.0.1:40001")
+        "dgram,id=link0,local.type=unix,local.path=/run/kit/link-1/a.sock,"
+        "remote.type=unix,remote.path=/run/kit/link-1/b,,c.sock")
     devices = option(command, "-device")
     cards = [d for d in devices if d.startswith("virtio-net-device")]
     assert cards == ["virtio-net-device,netdev=net0,id=nic0",  # first: eth0 in the guest

@@ -1,19 +1,23 @@
 """The link: a network cable between two guests, ``kit.Link(a, b)``.
 
-Each guest gets a second network card, eth1, cabled to the other's by UDP
-datagrams on 127.0.0.1; QMP ``set_link`` plugs the cable in and pulls it
-out.  A link starts unplugged: a door is closed until someone opens it.
+Each guest gets a second network card, eth1, cabled to the other's by
+datagrams between two unix sockets in the user's owner-only runtime folder
+(no other user of the host can reach them); QMP ``set_link`` plugs the cable
+in and pulls it out.  A link starts unplugged: a door is closed until
+someone opens it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import logging
-import socket
-import threading
+import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from kit.core import paths
 from kit.core.errors import GuestError, InvalidInput
 from kit.core.state import HYPERVISOR_ANSWERS, GuestState
 from kit.hypervisor import qemu, registry
@@ -38,23 +42,22 @@ LINK_PREFIX = 24
 LINK_NETDEV = "link0"
 
 _link_numbers = itertools.count(1)
-_ports_lock = threading.Lock()
 
 
 class Link:
     """A network cable between two guests: ``kit.Link(a, b)`` before either starts.
 
     Each guest gets a second network card, eth1, with the address
-    ``10.0.3.1`` (``a``) or ``10.0.3.2`` (``b``).  The cable is UDP datagrams
-    between two ports of 127.0.0.1, one per side, so either guest may start
-    first.  It starts unplugged: :meth:`up` plugs it in.
+    ``10.0.3.1`` (``a``) or ``10.0.3.2`` (``b``).  The cable is datagrams
+    between two unix sockets, one per side, so either guest may start first.
+    It starts unplugged: :meth:`up` plugs it in.
     """
 
     def __init__(self, a: Guest, b: Guest) -> None:
         _check_pair(a, b)
         self.a, self.b = a, b
         self.number = next(_link_numbers)
-        self.ports = _free_udp_ports(2)
+        self.folder = paths.runtime_dir() / f"link-{os.getpid()}-{self.number}"
         self._up = False
         for guest in (a, b):
             guest.doors.get(LinkDoor).attach(self)
@@ -78,11 +81,28 @@ class Link:
         """Pull the cable out: the cards lose the carrier; nothing passes."""
         self._set(False)
 
+    def socket_path(self, guest: Guest) -> Path:
+        """``guest``'s end of the cable: the socket its QEMU binds."""
+        return self.folder / f"{'ab'[self._side(guest)]}.sock"
+
     def nic_for(self, guest: Guest) -> qemu.LinkNic:
         side = self._side(guest)
+        other = self.b if side == 0 else self.a
         return qemu.LinkNic(
-            id=LINK_NETDEV, local_port=self.ports[side], remote_port=self.ports[1 - side],
+            id=LINK_NETDEV, local_path=self.socket_path(guest),
+            remote_path=self.socket_path(other),
             mac=f"52:54:00:4c:{self.number % 256:02x}:{side + 1:02x}")
+
+    def prepare_end(self, guest: Guest) -> None:
+        """Before ``guest``'s QEMU starts: the folder exists, and no stale socket is in the way."""
+        paths.owner_only_dir(self.folder)
+        self.socket_path(guest).unlink(missing_ok=True)
+
+    def release_end(self, guest: Guest) -> None:
+        """After ``guest``'s QEMU is gone: its socket goes, and the folder with the last one."""
+        self.socket_path(guest).unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # the other end's socket is still there
+            self.folder.rmdir()
 
     def apply(self, guest: Guest) -> None:
         """Tell ``guest``'s QEMU the cable's state (QMP ``set_link``).
@@ -130,6 +150,15 @@ class LinkDoor(Door):
         self.links.append(link)
         self.announce()
 
+    def check_before_start(self) -> None:
+        for link in self.links:
+            link.prepare_end(self.guest)
+
+    def on_state(self, state: GuestState) -> None:
+        if not state.has_process:
+            for link in self.links:
+                link.release_end(self.guest)
+
     def configure(self, spec: qemu.MachineSpec) -> qemu.MachineSpec:
         args = tuple(f"kit.link_ip={link.address(self.guest)}/{LINK_PREFIX}"
                      for link in self.links)
@@ -150,7 +179,7 @@ class LinkDoor(Door):
                 f"{link.address(link.b)} on eth1")
         words = f"cable plugged in: {ends}" if link.is_up else f"cable pulled out: {ends}"
         return Opening(self.kind, str(link.number), link.is_up,
-                       f"UDP 127.0.0.1:{link.ports[0]}↔{link.ports[1]}",
+                       f"unix sockets in {link.folder}",
                        f"eth1 {link.address(self.guest)}", words,
                        between=(link.a.name, link.b.name))
 
@@ -173,17 +202,3 @@ def _check_pair(a: Any, b: Any) -> None:
             raise InvalidInput(
                 f"guest {guest.name} already has a link: in this kit a guest has one.",
                 hint="Make another guest for another link.")
-
-
-def _free_udp_ports(count: int) -> tuple[int, int]:
-    """Ports nothing uses now on 127.0.0.1, chosen by the kernel (held together, so distinct)."""
-    with _ports_lock:
-        probes = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(count)]
-        try:
-            for probe in probes:
-                probe.bind(("127.0.0.1", 0))
-            first, second = (int(p.getsockname()[1]) for p in probes)
-        finally:
-            for probe in probes:
-                probe.close()
-    return first, second

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 import kit
+from kit.core import paths
 from kit.guestos import images
 from kit.hypervisor import doors, qemu, registry
 from kit.infrastructure.net import free_port, http_get
@@ -95,11 +96,16 @@ def bare_spec(g: kit.Guest, image: images.GuestImage) -> qemu.MachineSpec:
 # -- how a link is wired (no QEMU) ----------------------------------------------------
 
 
-def test_a_link_is_two_mirrored_udp_cables(image: images.GuestImage) -> None:
+def test_a_link_is_two_mirrored_sockets_only_their_user_reaches(
+        image: images.GuestImage) -> None:
     a, b = kit.Guest("d-a"), kit.Guest("d-b")
     link = kit.Link(a, b)
     nic_a, nic_b = link.nic_for(a), link.nic_for(b)
-    assert (nic_a.local_port, nic_a.remote_port) == (nic_b.remote_port, nic_b.local_port)
+    assert (nic_a.local_path, nic_a.remote_path) == (nic_b.remote_path, nic_b.local_path)
+    link.prepare_end(a)
+    assert link.folder.parent == paths.runtime_dir() and link.folder.stat().st_mode & 0o077 == 0
+    link.release_end(a)
+    assert not link.folder.exists()
     assert nic_a.mac != nic_b.mac and nic_a.mac.startswith(LINK_MAC_PREFIX)
     assert (link.address(a), link.address(b)) == ("10.0.3.1", "10.0.3.2")
     assert a.doors.configure(bare_spec(a, image)).kernel_args[0] == "kit.link_ip=10.0.3.1/24"
