@@ -157,8 +157,20 @@ missing_packages() {
     local pkg status
     for pkg in "$@"; do
         status="$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)"
-        [[ "$status" == *" ok installed" ]] || printf '%s\n' "$pkg"
+        [[ "$status" == *" ok installed" ]] && continue
+        provided_otherwise "$pkg" || printf '%s\n' "$pkg"
     done
+}
+
+# Succeed if the program a package stands for is already there from elsewhere:
+# Node.js from NodeSource's packages brings its own npm, and conflicts with
+# Debian's npm package, which apt then cannot install.
+provided_otherwise() {
+    case "$1" in
+        npm) command -v npm >/dev/null 2>&1 ;;
+        nodejs) command -v node >/dev/null 2>&1 ;;
+        *) return 1 ;;
+    esac
 }
 
 # Find a program on PATH or in the sbin folders (qemu-ga lives in /usr/sbin).

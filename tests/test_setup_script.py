@@ -241,6 +241,16 @@ def test_without_apt_it_lists_the_programs_in_plain_words(sandbox: Path) -> None
 
 
 @needs_dpkg
+@needs_dpkg
+def test_npm_from_nodesource_counts_as_installed(tmp_path: Path) -> None:
+    """NodeSource's nodejs brings npm and conflicts with Debian's npm package."""
+    make_stub(tmp_path, "npm", "exit 0\n")
+    make_stub(tmp_path, "node", "exit 0\n")
+    path = f"{tmp_path}:{os.environ['PATH']}"
+    result = call("missing_packages", "npm", "nodejs", NO_SUCH_PACKAGE, env=clean_env(PATH=path))
+    assert result.stdout.split() == [NO_SUCH_PACKAGE]
+
+
 def test_nothing_missing_means_no_apt_get_at_all(sandbox: Path) -> None:
     log = sandbox / "apt.log"
     make_stub(sandbox, "apt-get", f'echo "apt-get $*" >> {log}\n')
