@@ -78,9 +78,9 @@ def _path(value: str) -> str:
 
 # ipywidgets draws the titles of tabs not shown in a secondary grey, 4.2-4.4:1 against
 # the tab's background (measured in the browser tests): the primary text colour instead.
-TAB_TITLES_CSS = ("<style>.kit-tabs .lm-TabBar-tab:not(.lm-mod-current),"
-                  ".kit-tabs .p-TabBar-tab:not(.p-mod-current)"
-                  "{color: var(--jp-ui-font-color1);}</style>")
+TAB_TITLES_CSS = ("<style>.kit-tabs .widget-tab-bar li:not(.lm-mod-current),"
+                  ".kit-tabs .widget-tab-bar li:not(.lm-mod-current) *"
+                  "{color: var(--jp-ui-font-color1) !important;}</style>")
 
 
 class AgentExplorer(KitWidget):
