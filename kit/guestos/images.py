@@ -61,6 +61,7 @@ from kit.guestos.build.common import (
     StatKey,
     build_lock,
     images_dir,
+    manifest_kernel_choice,
     no_progress,
     require_tool,
     scratch_dir,
@@ -1003,17 +1004,9 @@ def _remove_other_images(arch: str, keep: Path, choice: str = "auto") -> None:
         if not folder.is_dir() or folder == keep:
             continue
         scratch = folder.name.startswith((".build-", ".old-"))
-        ours = folder.name.startswith(f"{arch}-") and _image_choice(folder) == choice
+        ours = folder.name.startswith(f"{arch}-") and manifest_kernel_choice(folder) == choice
         if ours or (scratch and folder.stat().st_mtime < stale_before):
             shutil.rmtree(folder, ignore_errors=True)
-
-
-def _image_choice(folder: Path) -> str:
-    """The kernel choice an image folder was built for ("auto" for older images)."""
-    try:
-        return str(json.loads((folder / MANIFEST).read_text()).get("kernel_choice", "auto"))
-    except (OSError, ValueError, AttributeError):
-        return "auto"
 
 
 # --- progress on a terminal ---------------------------------------------------------

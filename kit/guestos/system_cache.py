@@ -16,7 +16,6 @@ guest starting meanwhile sees the old image or the new one, never half.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -24,11 +23,9 @@ import tempfile
 from pathlib import Path
 
 from kit.core import paths
+from kit.guestos.build.common import manifest_kernel_choice
 
 log = logging.getLogger(__name__)
-
-MANIFEST = "manifest.json"
-
 
 def images_dir() -> Path:
     """The system-wide images folder (it may not exist)."""
@@ -103,15 +100,8 @@ def _make_readable(folder: Path) -> None:
 
 def _remove_older(keep: Path) -> None:
     arch = keep.name.split("-", 1)[0]
-    choice = _choice(keep)
+    choice = manifest_kernel_choice(keep)
     for folder in keep.parent.iterdir():
         if (folder != keep and folder.is_dir() and folder.name.startswith(f"{arch}-")
-                and _choice(folder) == choice):
+                and manifest_kernel_choice(folder) == choice):
             shutil.rmtree(folder, ignore_errors=True)
-
-
-def _choice(folder: Path) -> str:
-    try:
-        return str(json.loads((folder / MANIFEST).read_text()).get("kernel_choice", "auto"))
-    except (OSError, ValueError, AttributeError):
-        return "auto"

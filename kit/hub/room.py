@@ -35,7 +35,6 @@ from pathlib import Path
 
 import ipywidgets as widgets
 
-from kit.core import kitloop
 from kit.core.errors import SetupError
 from kit.hub import places
 from kit.hub.progress import LearnerRecord
@@ -93,7 +92,7 @@ class ClassRoom(KitWidget):
         self._refresher = Throttle(self._guarded("refreshing", self._refresh_on_loop), 0.3)
         self._on_close(self._refresher.close)
         if refresh_every:
-            self._start_timer(refresh_every)
+            self._poke_every(refresh_every, self._refresher)
         self.attempt("reading the class", self.refresh)  # a failure shows in the banner
 
     # -- building ------------------------------------------------------------------------------
@@ -248,17 +247,6 @@ class ClassRoom(KitWidget):
 
     # -- refreshing --------------------------------------------------------------------------------
 
-    def _start_timer(self, seconds: float) -> None:
-        """Read the class every ``seconds`` on the kit loop (the learners' kernels send nothing)."""
-        loop = kitloop.get_loop()
-
-        def tick() -> None:
-            if self._closed:
-                return
-            self._refresher.poke()
-            loop.call_later(seconds, tick)
-
-        loop.call_soon_threadsafe(loop.call_later, seconds, tick)
 
 
 def _assign(widget: widgets.HTML, value: str) -> None:

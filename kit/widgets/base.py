@@ -263,6 +263,22 @@ class KitWidget(widgets.VBox):  # type: ignore[misc]
         """
         self.guest = guest
 
+    def _poke_every(self, seconds: float, throttle: Throttle) -> None:
+        """Poke ``throttle`` every ``seconds`` on the kit loop, until the widget closes.
+
+        For views of things that send no events (other notebooks' guests, a
+        class's progress files): they are looked at again on a timer.
+        """
+        loop = kitloop.get_loop()
+
+        def tick() -> None:
+            if self._closed:
+                return
+            throttle.poke()
+            loop.call_later(seconds, tick)
+
+        loop.call_soon_threadsafe(loop.call_later, seconds, tick)
+
     def close(self) -> None:
         """Let go of every listener, then close this widget and the ones it made."""
         if getattr(self, "_closed", False):  # also called by __del__, maybe half-built

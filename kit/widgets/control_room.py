@@ -33,7 +33,7 @@ from pathlib import Path
 import ipywidgets as widgets
 import psutil
 
-from kit.core import kitloop, paths
+from kit.core import paths
 from kit.core.errors import GuestError
 from kit.hypervisor import registry
 from kit.hypervisor.guest import Guest
@@ -288,7 +288,7 @@ class ControlRoom(KitWidget):
         self._on_close(self._refresher.close)
         self._on_close(registry.subscribe(lambda _g, _s: self._refresher.poke()))
         if refresh_every:
-            self._start_timer(refresh_every)
+            self._poke_every(refresh_every, self._refresher)
         self.refresh()
 
     # -- building ---------------------------------------------------------------------
@@ -416,15 +416,4 @@ class ControlRoom(KitWidget):
 
         return OtherRow(guest, self._callback(f"stopping guest {guest.name}", stop))
 
-    def _start_timer(self, seconds: float) -> None:
-        """Refresh every ``seconds`` on the kit loop (the other notebooks send no events)."""
-        loop = kitloop.get_loop()
-
-        def tick() -> None:
-            if self._closed:
-                return
-            self._refresher.poke()
-            loop.call_later(seconds, tick)
-
-        loop.call_soon_threadsafe(loop.call_later, seconds, tick)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import json
 import shutil
 import sys
 import tempfile
@@ -112,3 +113,12 @@ def require_tool(command: list[str]) -> None:
             ),
             command=command,
         )
+
+
+def manifest_kernel_choice(folder: Path) -> str:
+    """The kernel choice an image folder was built for ("auto" for older images)."""
+    try:
+        return str(json.loads((folder / "manifest.json").read_text())
+                   .get("kernel_choice", "auto"))
+    except (OSError, ValueError, AttributeError):
+        return "auto"
