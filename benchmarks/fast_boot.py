@@ -114,7 +114,7 @@ def plain_command(image: images.GuestImage, memory: int, accel: str, port: int,
                   folder: Path, console_fd: int) -> list[str]:
     """The kit's QEMU command for this image, with socket paths for QMP and the agent."""
     spec = qemu.MachineSpec(name="plain", image=image, memory_mb=memory, cpus=1, accel=accel,
-                            forwards={port: 80})
+                            forwards={port: 80}, paused=False)  # no kit here to send "cont"
     words = qemu.qemu_command(spec, qemu.ChannelFds(qmp=-1, console=console_fd, agent=-2))
     swaps = {"socket,id=qmp,fd=-1": f"socket,id=qmp,path={folder}/qmp.sock,server=on,wait=off",
              "socket,id=agent,fd=-2":

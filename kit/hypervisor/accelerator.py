@@ -143,7 +143,9 @@ def boot_probe(image: qemu.BootableImage, accel: str) -> tuple[bool, str]:
     Returns (success, detail): the boot time, or what went wrong.
     """
     ends = [socket.socketpair() for _ in range(3)]
-    spec = qemu.MachineSpec(name="kvm-probe", image=image, memory_mb=128, cpus=1, accel=accel)
+    # Not paused: nothing here sends QMP "cont" (the probe only reads the console).
+    spec = qemu.MachineSpec(name="kvm-probe", image=image, memory_mb=128, cpus=1, accel=accel,
+                            paused=False)
     fds = qemu.ChannelFds(*(theirs.fileno() for _, theirs in ends))
     command = [*qemu.build_command(spec, fds), "-no-reboot"]
     started = time.monotonic()

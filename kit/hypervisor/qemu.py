@@ -109,6 +109,9 @@ class MachineSpec:
     share: ShareSpec | None = None
     links: tuple[LinkNic, ...] = ()
     outbound: OutboundNic | None = None
+    # Start paused (-S) until the kit has set every door and sent "cont"; a
+    # machine nobody will continue (the KVM probe, a plain-QEMU benchmark) runs at once.
+    paused: bool = True
 
 
 @dataclass(frozen=True)
@@ -220,7 +223,7 @@ def qemu_command(spec: MachineSpec, fds: ChannelFds) -> list[str]:
         *(["-pidfile", str(spec.pidfile)] if spec.pidfile else []),
         # Paused until the kit has set every door (a card's cable, say) and sent
         # "cont": no instruction of the guest runs with a door in the wrong state.
-        "-S",
+        *(["-S"] if spec.paused else []),
     ]
 
 

@@ -244,3 +244,11 @@ def test_a_learners_own_glibc_tunables_are_kept() -> None:
     assert theirs["GLIBC_TUNABLES"] == f"glibc.malloc.arena_max=2:{qemu.MALLOC_TUNABLE}"
     own_threshold = {"GLIBC_TUNABLES": "glibc.malloc.mmap_threshold=65536"}
     assert qemu.environment(own_threshold) == own_threshold
+
+
+def test_the_kit_starts_paused_and_a_probe_does_not() -> None:
+    """-S until the doors are set; the KVM probe sends no "cont", so it must not pause."""
+    kit_machine = qemu.qemu_command(spec(image=FakeMicrovmImage(), tsc_khz=2_000_000), FDS)
+    probe = qemu.qemu_command(spec(image=FakeMicrovmImage(), tsc_khz=2_000_000, paused=False),
+                              FDS)
+    assert "-S" in kit_machine and "-S" not in probe
