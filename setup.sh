@@ -383,10 +383,28 @@ step_test_user() {
             --shell /usr/sbin/nologin --comment "the kit's tests" "$KIT_TEST_USER" ||
             die "could not create the user $KIT_TEST_USER (useradd, from the passwd package)."
     fi
-    # It runs this checkout's .venv: a folder above it closed to others fails those tests.
-    setpriv --reuid="$(id -u "$KIT_TEST_USER")" --regid="$(id -g "$KIT_TEST_USER")" \
-        --clear-groups test -r "$root/setup.sh" -a -x "$root/.venv/bin/python" ||
-        warn "$KIT_TEST_USER cannot read $root: the tests run as that user will fail (put the checkout where other users can read it)."
+    # The tests' other users (this one, the class hub's learners) run this
+    # checkout's .venv: a folder above it that others may not enter (root's
+    # own /root, where a newcomer clones) would fail them all.
+    open_path_to_others "$root"
+}
+
+# Let every user enter the folders above $1 (o+x: open a path they know, not
+# list the folder) and read the checkout (o+rX), printing each change.
+open_path_to_others() {
+    local dir="$1"
+    while [[ "$dir" != / ]]; do
+        if [[ -d "$dir" ]] && ! setpriv --reuid=65534 --regid=65534 --clear-groups test -x "$dir"; then
+            say "letting other users pass through $dir (o+x), for the tests' second users"
+            chmod o+x "$dir"
+        fi
+        dir="$(dirname "$dir")"
+    done
+    if ! setpriv --reuid=65534 --regid=65534 --clear-groups \
+        test -r "$1/setup.sh" -a -x "$1/.venv/bin/python"; then
+        say "letting other users read this checkout (o+rX), for the tests' second users"
+        chmod -R o+rX "$1"
+    fi
 }
 
 step_doctor() {

@@ -488,7 +488,7 @@ def test_the_test_user_is_made_once(sandbox: Path) -> None:
     assert "creating the unprivileged user kit-learner" in first.stdout
     assert "test user kit-learner: there" in again.stdout
     checks = [line for line in calls if line.startswith("setpriv")]
-    assert len(checks) == 2 and all(f"test -r {ROOT}/setup.sh" in line for line in checks)
+    assert sum(f"test -r {ROOT}/setup.sh" in line for line in checks) == 2
 
 
 def run_main(sandbox: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], list[str]]:
@@ -542,3 +542,28 @@ def test_the_lab_stays_lean(sandbox: Path) -> None:
                      "step_image  lab", "step_doctor ",
                      f"python -m kit lessons {home}/kit-lessons KIT_TESTING_ALL=",  # own copies
                      "jupyter lab"]
+
+
+def test_a_checkout_in_roots_home_is_opened_to_the_tests_other_users() -> None:
+    """A newcomer clones into /root (0700): the tests' second users must still run it."""
+    if os.geteuid() != 0:
+        pytest.skip("only root can change another folder's mode and act as nobody")
+    home = Path(tempfile.mkdtemp(prefix="kit-closed-home-", dir="/var/tmp"))
+    try:
+        checkout = home / "project"
+        (checkout / ".venv" / "bin").mkdir(parents=True)
+        (checkout / "setup.sh").write_text("#!/bin/sh\n")
+        make_stub(checkout / ".venv" / "bin", "python", "exit 0\n")
+        home.chmod(0o700)
+        (checkout / "setup.sh").chmod(0o600)
+        done = call("open_path_to_others", str(checkout))
+        assert done.returncode == 0, done.stderr
+        assert home.stat().st_mode & 0o001 and not home.stat().st_mode & 0o004  # pass, not list
+        assert "letting other users pass through" in done.stdout
+        as_nobody = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                                    "test", "-r", str(checkout / "setup.sh")], check=False)
+        assert as_nobody.returncode == 0
+        again = call("open_path_to_others", str(checkout))
+        assert "letting" not in again.stdout  # nothing left to change
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
