@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -160,3 +161,11 @@ class Kernel:
 
     def close(self) -> None:
         self.socket.close()
+
+
+def remove_accounts(names: tuple[str, ...], group: str) -> None:
+    """A hub test's accounts, homes and group: made by the hub, removed after (and before)."""
+    for name in names:
+        subprocess.run(["userdel", "--remove", "--force", name], capture_output=True,
+                       check=False)
+    subprocess.run(["groupdel", group], capture_output=True, check=False)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
@@ -33,6 +32,7 @@ from kit.hub.server import Hub
 from kit.infrastructure import net
 from kit.infrastructure.net import free_port
 
+from . import client
 from .client import HubRefused, Kernel, Learner
 from .conftest import needs_root
 
@@ -119,11 +119,7 @@ class Class:
 
 
 def remove_accounts() -> None:
-    """The test's accounts, homes and group: made by the hub, removed after (and before)."""
-    for name in (TEACHER, *LEARNERS):
-        subprocess.run(["userdel", "--remove", "--force", name], capture_output=True,
-                       check=False)
-    subprocess.run(["groupdel", GROUP], capture_output=True, check=False)
+    client.remove_accounts((TEACHER, *LEARNERS), GROUP)
 
 
 def write_class(folder: Path) -> Path:

@@ -17,7 +17,6 @@ import csv
 import io
 import json
 import shutil
-import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
@@ -33,6 +32,7 @@ from kit.hub.places import places
 from kit.hub.server import Hub
 from kit.infrastructure.net import free_port
 
+from . import client
 from .client import Kernel, Learner
 from .conftest import needs_root
 
@@ -98,10 +98,7 @@ class Room:
 
 
 def remove_accounts() -> None:
-    for name in (TEACHER, *LEARNERS):
-        subprocess.run(["userdel", "--remove", "--force", name], capture_output=True,
-                       check=False)
-    subprocess.run(["groupdel", GROUP], capture_output=True, check=False)
+    client.remove_accounts((TEACHER, *LEARNERS), GROUP)
 
 
 @pytest.fixture(scope="module")
