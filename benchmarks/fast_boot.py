@@ -119,7 +119,9 @@ def plain_command(image: images.GuestImage, memory: int, accel: str, port: int,
     swaps = {"socket,id=qmp,fd=-1": f"socket,id=qmp,path={folder}/qmp.sock,server=on,wait=off",
              "socket,id=agent,fd=-2":
                  f"socket,id=agent,path={folder}/agent.sock,server=on,wait=off"}
-    return [swaps.get(word, word) for word in words]
+    # The kit starts QEMU paused (-S) until its doors are set; a plain QEMU has
+    # nobody to send "cont", so it runs at once.
+    return [swaps.get(word, word) for word in words if word != "-S"]
 
 
 @dataclass

@@ -10,6 +10,8 @@ The whole lesson-facing surface is here::
     g.console.text()          # the serial console since its first byte
     g.pause(); g.resume(); g.reboot(); g.stop()
     g.open_forward(8080, 80); g.open_share(); kit.Link(a, b).up()   # doors
+    snap = g.snapshot("ready"); c = kit.Guest.from_snapshot(snap, "web2")  # save, clone
+    kit.snapshots(); snap.delete(); g.migrate()   # list, delete; move to a new QEMU, live
     kit.guests(); kit.stop_all(); kit.host()
     kit.raise_recorded_errors()  # errors from widget callbacks, raised at last
     kit.trace("web1")         # show every QMP and agent message of web1 (kit.trace() for all)
@@ -33,9 +35,11 @@ from kit.core.errors import (
     InvalidInput,
     KitError,
     LaunchError,
+    MigrationError,
     NameInUse,
     QMPError,
     SetupError,
+    SnapshotError,
 )
 from kit.core.incidents import raise_recorded as raise_recorded_errors
 from kit.core.logs import trace
@@ -43,7 +47,9 @@ from kit.core.state import GuestState
 from kit.hypervisor.accelerator import host
 from kit.hypervisor.doors import Link
 from kit.hypervisor.guest import Guest, RunResult
+from kit.hypervisor.migration import MigrationReport
 from kit.hypervisor.registry import guests, stop_all
+from kit.hypervisor.snapshot import Snapshot, snapshots
 from kit.infrastructure.hostinfo import Accelerator, HostInfo
 from kit.labs import containers, stopwatch
 
@@ -62,14 +68,19 @@ __all__ = [
     "KitError",
     "LaunchError",
     "Link",
+    "MigrationError",
+    "MigrationReport",
     "NameInUse",
     "QMPError",
     "RunResult",
     "SetupError",
+    "Snapshot",
+    "SnapshotError",
     "containers",
     "guests",
     "host",
     "raise_recorded_errors",
+    "snapshots",
     "stop_all",
     "stopwatch",
     "trace",

@@ -85,6 +85,14 @@ class AgentError(GuestError):
     """The guest agent refused a command, or did not answer in time."""
 
 
+class SnapshotError(GuestError):
+    """A snapshot could not be taken, found, trusted or restored."""
+
+
+class MigrationError(GuestError):
+    """A live migration was refused, or failed (the guest then keeps running where it was)."""
+
+
 class HostLimit(KitError):
     """The host cannot hold what was asked (memory, CPUs, guests)."""
 

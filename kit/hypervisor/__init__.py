@@ -2,4 +2,6 @@
 
 The command line (:mod:`.qemu`), the accelerator probe, a guest's lifecycle
 (:mod:`.guest`), its three channels (QMP, console, guest agent), the registry
-of live guests, and the doors through which data crosses (:mod:`.doors`)."""
+of live guests, the doors through which data crosses (:mod:`.doors`), and a
+running machine saved whole or moved to a new QEMU (:mod:`.snapshot`,
+:mod:`.migration`)."""

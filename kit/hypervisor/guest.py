@@ -13,6 +13,7 @@ import asyncio
 import base64
 import collections
 import contextlib
+import dataclasses
 import logging
 import os
 import shutil
@@ -28,6 +29,7 @@ from typing import Any
 from qemu.qmp import ExecuteError, QMPClient
 from qemu.qmp.error import QMPError as _LibraryQMPError
 
+import kit.hypervisor.snapshot as snapshots
 from kit.core import kitloop, logs, paths, validate
 from kit.core.errors import (
     AgentError,
@@ -39,13 +41,16 @@ from kit.core.errors import (
     LaunchError,
     NameInUse,
     QMPError,
+    SetupError,
+    SnapshotError,
 )
 from kit.core.state import GUEST_RUNNING, HYPERVISOR_ANSWERS, GuestState
 from kit.guestos import images
 from kit.guestos.images import READY_LINE
-from kit.hypervisor import accelerator, doors, qemu, registry
+from kit.hypervisor import accelerator, disks, doors, migration, qemu, registry
 from kit.hypervisor.channels import GuestChannels
 from kit.hypervisor.console import Console
+from kit.hypervisor.process import QemuProcess, spawn
 from kit.infrastructure import hostinfo, limits
 
 log = logging.getLogger(__name__)
@@ -123,6 +128,11 @@ class Guest:
         self._state_before_pause = GuestState.RUNNING
         self._image: images.GuestImage | None = None
         self._process: subprocess.Popen[bytes] | None = None
+        self._launched: QemuProcess | None = None
+        self._overlay: Path | None = None  # the guest's own disk writes (kit.hypervisor.disks)
+        self._ram_file: qemu.RamFile | None = None  # RAM in a file (kit.hypervisor.guest_ram)
+        self._ram_fd: int | None = None  # a snapshot's memory this guest maps, held for it
+        self.restored_from: snapshots.Snapshot | None = None  # the snapshot it started from
         self._rundir: Path | None = None
         self._qmp: QMPClient | None = None
         self._agent: QMPClient | None = None
@@ -165,6 +175,20 @@ class Guest:
 
     def start(self) -> Guest:
         """Boot the guest; returns once its agent answers (bounded by ``boot_timeout``)."""
+        self._prepare_start()
+        self.restored_from = self._ram_file = None  # a boot, whatever it started from before
+        try:
+            kitloop.call(self._launch(), timeout=30)
+            self.doors.after_launch()
+            self.qmp("cont")  # QEMU starts paused (-S) until its doors are set
+            kitloop.call(self._wait_ready(1), timeout=self.boot_timeout + 10)
+        except BaseException:
+            self.kill()
+            raise
+        return self
+
+    def _prepare_start(self) -> None:
+        """Every check before a QEMU starts; then the name and the runtime folder are taken."""
         if self._state.has_process:
             raise GuestError(
                 f"guest {self.name} is already {self._state}.",
@@ -180,15 +204,92 @@ class Guest:
         self._take_name()
         self._reset_for_start()
         registry.add(self)
+
+    # -- snapshots and live migration (kit.hypervisor.snapshot, kit.hypervisor.migration) ----
+
+    def snapshot(self, name: str, *, replace: bool = False) -> snapshots.Snapshot:
+        """Save the whole running machine (devices, CPUs, memory and disk) as ``name``.
+
+        The guest is paused while it is written (tens of milliseconds on the
+        kit's kernel; ``snap.info.paused_s`` says how long), then runs on.
+        Start guests from it with ``kit.Guest.from_snapshot(snap, "new-name")``.
+        """
+        return snapshots.take(self, name, replace=replace)
+
+    @classmethod
+    def from_snapshot(
+        cls,
+        snap: snapshots.Snapshot | str,
+        name: str,
+        forwards: Mapping[int, int] | None = None,
+        *,
+        internet: bool = False,
+        replace: bool = False,
+        boot_timeout: float | None = None,
+        arch: str | None = None,
+        memory_mb: int | None = None,
+        cpus: int | None = None,
+    ) -> Guest:
+        """A started guest whose machine is the snapshot's, as it was: no boot at all.
+
+        Its processes, files and uptime carry on from the moment of the
+        snapshot.  What must differ between guests started from one
+        snapshot is then refreshed through the guest agent: its host name,
+        MAC address and clock (:func:`kit.hypervisor.snapshot.refresh_identity`).
+        ``arch``, ``memory_mb`` and ``cpus`` may be given only to check them:
+        a saved machine cannot change its architecture, memory or CPUs.
+        """
+        snap = snapshots.Snapshot.of(snap)
+        info = snapshots.check_restorable(snap, arch=arch, memory_mb=memory_mb, cpus=cpus)
+        guest = cls(name, memory_mb=info.memory_mb, cpus=info.cpus, forwards=forwards,
+                    arch=info.arch, replace=replace, boot_timeout=boot_timeout,
+                    kernel_args=info.kernel_args, internet=internet, kernel=info.kernel)
+        guest._restore(snap)
+        return guest
+
+    def migrate(self, timeout: float = 60.0) -> migration.MigrationReport:
+        """Move the running guest into a new QEMU process on this host, live.
+
+        The same ``Guest`` object goes on with a new QEMU (``g.pid`` changes);
+        inside, nothing notices but a short pause (the report says how long).
+        If the move fails, the guest goes on running in its old QEMU.
+        """
+        return migration.migrate(self, timeout)
+
+    def pass_fd(self, fd: int, name: str) -> None:
+        """Hand QEMU an open file as ``name`` (QMP ``getfd``), for commands such as ``migrate``.
+
+        The descriptor travels over the QMP socket itself (SCM_RIGHTS): QEMU's
+        sandbox lets it start no program, and a file it is given is the only
+        one the kit needs it to use.  The caller keeps (and closes) its own copy.
+        """
+        self.require_state("hand a file to the hypervisor of", *HYPERVISOR_ANSWERS)
+        kitloop.call(self._pass_fd(fd, name), timeout=15)
+
+    @property
+    def disk_overlay(self) -> Path | None:
+        """The file holding this guest's disk writes (over the image's disk), if it has one."""
+        return self._overlay
+
+    def _restore(self, snap: snapshots.Snapshot) -> None:
+        """Start a QEMU that loads the snapshot's machine instead of booting; wait for the agent."""
+        self._prepare_start()
+        self.restored_from = snap
         try:
-            kitloop.call(self._launch(), timeout=30)
-            self.doors.after_launch()
-            self.qmp("cont")  # QEMU starts paused (-S) until its doors are set
-            kitloop.call(self._wait_ready(1), timeout=self.boot_timeout + 10)
+            self._ram_fd = snap.acquire_memory()
+            self._ram_file = (None if self._ram_fd is None else  # shared, copy-on-write
+                              qemu.RamFile(f"/proc/self/fd/{self._ram_fd}", shared=False))
+            with snap.open_state() as state_fd:
+                kitloop.call(self._launch(snap, state_fd), timeout=30)
+            kitloop.call(self._until_loaded(snap), timeout=self.boot_timeout + 10)
+            self.doors.after_launch()  # the cables as this guest's doors want them
+            self.qmp("cont")
+            kitloop.call(self._wait_agent(time.monotonic() + self.boot_timeout),
+                         timeout=self.boot_timeout + 10)
+            snapshots.refresh_identity(self, snap)
         except BaseException:
             self.kill()
             raise
-        return self
 
     def stop(self, timeout: float = 8.0) -> None:
         """Shut the guest down: politely through its agent, then QMP ``quit``, then SIGKILL."""
@@ -207,6 +308,10 @@ class Guest:
                 log.warning("guest %s: cleaning up after the kill failed (%s); removing its "
                             "files only", self.name, error)
                 self._cleanup_files()
+        elif registry.get(self.name) is self:  # a start that failed before QEMU ran
+            self._release_memory()
+            self._cleanup_files()
+            registry.remove(self)
 
     def pause(self) -> None:
         """Freeze the whole machine: every virtual CPU stops; memory stays as it is."""
@@ -339,50 +444,114 @@ class Guest:
 
     # -- inside the kit loop ---------------------------------------------------
 
-    async def _launch(self) -> None:
+    async def _launch(self, source: snapshots.Snapshot | None = None,
+                      incoming_fd: int | None = None) -> None:
+        """Start QEMU: booting, or loading a snapshot's machine from ``incoming_fd``."""
+        assert self._rundir is not None
+        self._overlay = self._new_overlay(source)
+        spec = self._machine_spec(incoming_fd=incoming_fd)
+        self._set_state(GuestState.BOOTING)
+        self.started_at = time.monotonic()
+        incoming = () if incoming_fd is None else (incoming_fd,)
+        self._adopt(spawn(spec, self._rundir / "qemu.log",
+                          extra_fds=(*incoming, *self._inherited_fds())))
+        log.info("guest %s: QEMU started (pid %d, %s)", self.name, self.pid, spec.accel)
+        await self._connect_channels()
+        if incoming_fd is not None:  # a snapshot's memory in a file is left out of its stream
+            assert self._qmp is not None
+            await migration.start_incoming(self._qmp, incoming_fd,
+                                           ignore_shared=self._ram_file is not None)
+
+    def _machine_spec(self, **changes: Any) -> qemu.MachineSpec:
+        """This guest's machine as QEMU's command line says it (``changes`` replace fields)."""
         assert self._image is not None and self._rundir is not None and self.accelerator
-        loop = asyncio.get_running_loop()
-        self._channels = GuestChannels()
-        fds = self._channels.qemu_fds()
         spec = self.doors.configure(qemu.MachineSpec(
             name=self.name, image=self._image, memory_mb=self.memory_mb, cpus=self.cpus,
             accel=self.accelerator.name, kernel_args=self.kernel_args,
-            pidfile=self._rundir / "qemu.pid",
+            pidfile=self._rundir / "qemu.pid", root_overlay=self._overlay,
+            ram_file=self._ram_file,
         ))
-        self.command = qemu.build_command(spec, fds)
-        self._set_state(GuestState.BOOTING)
-        self.started_at = time.monotonic()
-        with open(self._rundir / "qemu.log", "wb") as log_file:
-            self._process = subprocess.Popen(
-                self.command, pass_fds=[fds.qmp, fds.console, fds.agent],
-                stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
-                start_new_session=True, env=qemu.environment(os.environ),
-            )
-        self._channels.release_qemu_ends()
-        self.pid = self._process.pid
-        log.info("guest %s: QEMU started (pid %d, %s)", self.name, self.pid, spec.accel)
+        return dataclasses.replace(spec, **changes)
+
+    def _inherited_fds(self) -> tuple[int, ...]:
+        """Descriptors every QEMU of this guest inherits: the snapshot memory it maps, if any."""
+        return () if self._ram_fd is None else (self._ram_fd,)
+
+    def _new_overlay(self, source: snapshots.Snapshot | None) -> Path | None:
+        """The guest's own disk file over the image's disk, or over the snapshot's."""
+        assert self._image is not None and self._rundir is not None
+        target = self._rundir / disks.OVERLAY_NAME
+        if source is not None:
+            return source.new_overlay(target)
+        if self._image.root_disk is None:
+            return None  # the files are in the initramfs: no disk at all
+        try:
+            return disks.new_overlay(target, self._image.root_disk, "raw")
+        except SetupError as error:  # still bootable, with QEMU's nameless overlay
+            log.warning("guest %s: no disk overlay of its own (%s); it cannot be saved or "
+                        "moved", self.name, error.message)
+            return None
+
+    def _adopt(self, launched: QemuProcess) -> None:
+        """Make ``launched`` this guest's QEMU: its process, channels, exit and record."""
+        assert self._rundir is not None
+        self._launched = launched
+        self._process, self._channels = launched.popen, launched.channels
+        self.command, self.pid, self._exited = launched.command, launched.pid, launched.exited
         limits.write_record(self._rundir, limits.LiveGuestRecord(
-            self.name, self.pid, self.memory_mb, os.getpid()))
-        self._exited = loop.create_future()
-        self._watch_exit(loop)
-        await self._connect_channels()
+            self.name, launched.pid, self.memory_mb, os.getpid()))
+        launched.exited.add_done_callback(lambda _: self._on_exit(launched))
 
-    def _watch_exit(self, loop: asyncio.AbstractEventLoop) -> None:
-        assert self._process is not None
-        pidfd = os.pidfd_open(self._process.pid)
+    # -- a live migration's two steps (kit.hypervisor.migration calls them) --
 
-        def on_exit() -> None:
-            loop.remove_reader(pidfd)
-            os.close(pidfd)
-            assert self._process is not None
-            code = self._process.wait()
-            if self._exited is not None and not self._exited.done():
-                self._exited.set_result(code)
-            self.exit_reason = self.exit_reason or _explain_exit(code, self._stop_requested)
-            log.info("guest %s: QEMU exited (%s)", self.name, self.exit_reason)
-            self._tasks.append(asyncio.ensure_future(self._cleanup()))
+    async def _switch_to(self, launched: QemuProcess, qmp: QMPClient,
+                         ram_file: qemu.RamFile | None) -> tuple[QemuProcess, QMPClient]:
+        """Go on in ``launched``, a migration's destination that holds the machine, paused.
 
-        loop.add_reader(pidfd, on_exit)
+        Returns the old QEMU and its QMP client, for :meth:`_leave`.  The old
+        QEMU's events are no longer heard (its coming exit is not the guest's),
+        and the agent is reached through the new QEMU at once.  ``ram_file``
+        is the memory the new QEMU maps, if it was handed the old one's.
+        """
+        self._ram_file = ram_file or self._ram_file
+        old = self._launched
+        assert old is not None and self._qmp is not None
+        old_qmp, old_tasks, self._tasks = self._qmp, self._tasks, []
+        for task in old_tasks:
+            task.cancel()  # the old QEMU's event watcher
+        self._adopt(launched)
+        self._qmp = qmp
+        self._tasks.append(asyncio.create_task(self._watch_events(qmp)))
+        agent = QMPClient(f"{self.name}-agent")
+        agent.await_greeting = False
+        agent.negotiate = False
+        await agent.connect(launched.channels.hand_over("agent", agent.disconnect))
+        self._agent = agent
+        return old, old_qmp
+
+    async def _leave(self, retired: tuple[QemuProcess, QMPClient]) -> None:
+        """End the QEMU the guest has left; read the console from the new one."""
+        old, old_qmp = retired
+        await self._try(old_qmp.execute("quit"), 1.0)
+        if not await old.exited_within(3.0):
+            old.kill()
+            await old.exited_within(3.0)
+        await old.channels.close()  # its console's owner is g.console: that stream ends here
+        assert self._channels is not None and self._rundir is not None
+        console = self.console
+        await console.attach(self._channels.hand_over("console", console.close))
+        with contextlib.suppress(OSError):  # the old QEMU removed its own pid file on exit
+            os.replace(self._rundir / "qemu-incoming.pid", self._rundir / "qemu.pid")
+        log.info("guest %s: its old QEMU (pid %d) has ended", self.name, old.pid)
+
+    def _on_exit(self, launched: QemuProcess) -> None:
+        """QEMU exited, whoever ended it: clean up, unless the guest has left that QEMU."""
+        if launched is not self._launched:
+            return  # a live migration's source, retired by kit.hypervisor.migration
+        code = launched.exited.result()
+        self.exit_reason = self.exit_reason or _explain_exit(code, self._stop_requested)
+        log.info("guest %s: QEMU exited (%s)", self.name, self.exit_reason)
+        self._tasks.append(asyncio.ensure_future(self._cleanup()))
 
     async def _connect_channels(self) -> None:
         """Hand each of the kit's ends to its owner, which alone closes it."""
@@ -415,6 +584,14 @@ class Guest:
             ready = False
         if not ready:
             raise self._boot_timeout("its init never said it was ready")
+        await self._wait_agent(deadline)
+
+    async def _wait_agent(self, deadline: float) -> None:
+        """Ping the agent until it answers; then the guest is running.
+
+        A restored guest never prints the ready line again (its init said it
+        long ago, before the snapshot): the agent is all there is to wait for.
+        """
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -435,6 +612,26 @@ class Guest:
         self.ready_at = time.monotonic()
         if self._state == GuestState.BOOTING:
             self._set_state(GuestState.RUNNING)
+
+    async def _until_loaded(self, snap: snapshots.Snapshot) -> None:
+        """Wait until QEMU has loaded the snapshot's machine (it then stays paused: -S)."""
+        assert self._qmp is not None
+        try:
+            await self._until_exit(migration.incoming_done(self._qmp), self.boot_timeout,
+                                   "loading the snapshot")
+        except (GuestError, TimeoutError) as error:
+            reason = error.message if isinstance(error, GuestError) else "it took too long"
+            raise SnapshotError(
+                f"guest {self.name} could not load snapshot {snap.name}: {reason}",
+                log=self._log_text(), command=self.command,
+                hint="The snapshot's files may be damaged (snap.verify() checks them all), or "
+                "it was taken by another QEMU version: delete it and take a new one.",
+            ) from None
+
+    async def _pass_fd(self, fd: int, name: str) -> None:
+        assert self._qmp is not None
+        self._qmp.send_fd_scm(fd)
+        await self._qmp_execute("getfd", {"fdname": name}, 10)
 
     async def _until_exit(self, awaitable: Any, timeout: float, doing: str) -> Any:
         """Await ``awaitable`` unless QEMU exits first: then raise with its log."""
@@ -634,12 +831,19 @@ class Guest:
             if task is not current:
                 task.cancel()
         self._qmp = self._agent = None
-        self._tasks, self._channels = [], None
+        self._tasks, self._channels, self._launched = [], None, None
+        self._release_memory()
         self._cleanup_files()
         registry.remove(self)
         self._set_state(GuestState.STOPPED)
 
     # -- helpers -------------------------------------------------------------
+
+    def _release_memory(self) -> None:
+        """Let go of the snapshot memory this guest mapped (the last guest frees it)."""
+        if self._ram_fd is not None and self.restored_from is not None:
+            self.restored_from.release_memory()
+        self._ram_fd = None
 
     def _set_state(self, state: GuestState) -> None:
         """Change state (on the kit loop only) and tell every listener."""

@@ -89,6 +89,20 @@ class OutboundNic:
 
 
 @dataclass(frozen=True)
+class RamFile:
+    """Guest RAM in a file QEMU maps, instead of a memfd of its own (see _guest_ram_args).
+
+    ``shared``: the file *is* the RAM (a live migration's destination maps
+    its source's memory); not shared: the RAM starts as the file's content
+    and the guest's writes stay private, copy-on-write (guests started from
+    one snapshot share its memory until they change it).
+    """
+
+    path: str  # e.g. /proc/self/fd/N, a memfd the kit hands QEMU
+    shared: bool
+
+
+@dataclass(frozen=True)
 class MachineSpec:
     """Everything that decides one guest's QEMU command line."""
 
@@ -112,6 +126,15 @@ class MachineSpec:
     # Start paused (-S) until the kit has set every door and sent "cont"; a
     # machine nobody will continue (the KVM probe, a plain-QEMU benchmark) runs at once.
     paused: bool = True
+    # The guest's own copy-on-write file over the image's root disk (qcow2, see
+    # kit.hypervisor.disks); None: QEMU's unnamed temporary one (snapshot=on).
+    root_overlay: Path | None = None
+    # An inherited descriptor to read a saved or migrating machine from: QEMU
+    # waits (-incoming defer) until the kit has set the migration's capabilities
+    # and sends migrate-incoming fd:N, then loads the machine instead of booting.
+    incoming_fd: int | None = None
+    # Guest RAM in a file (machines whose profile keeps RAM in a memfd only).
+    ram_file: RamFile | None = None
 
 
 @dataclass(frozen=True)
@@ -221,6 +244,7 @@ def qemu_command(spec: MachineSpec, fds: ChannelFds) -> list[str]:
         *_memory_args(chosen),
         *_sandbox_args(spec),
         *(["-pidfile", str(spec.pidfile)] if spec.pidfile else []),
+        *(["-incoming", "defer"] if spec.incoming_fd is not None else []),
         # Paused until the kit has set every door (a card's cable, say) and sent
         # "cont": no instruction of the guest runs with a door in the wrong state.
         *(["-S"] if spec.paused else []),
@@ -288,9 +312,16 @@ def _guest_ram_args(spec: MachineSpec, chosen: Profile) -> list[str]:
     memfd is shared memory, which Debian gives no huge pages by default.
     Measured with the kit's kernel under TCG, 64 MB guest: QEMU's RSS, once
     the guest has handed back freed memory, 82 -> 80 MB; boot time unchanged.
+    A memfd can also be reached from outside QEMU (/proc/PID/fd), which is how
+    snapshots and migrations take the memory without copying it through QEMU
+    (:mod:`kit.hypervisor.guest_ram`).
     """
     if not chosen.ram_in_memfd:
         return []
+    if spec.ram_file is not None:
+        share = "on" if spec.ram_file.shared else "off"
+        return ["-object", f"memory-backend-file,id={GUEST_RAM_ID},mem-path="
+                f"{_escape(Path(spec.ram_file.path))},share={share},size={spec.memory_mb}M"]
     return ["-object", f"memory-backend-memfd,id={GUEST_RAM_ID},size={spec.memory_mb}M"]
 
 
@@ -316,7 +347,7 @@ def _boot_args(spec: MachineSpec, chosen: Profile) -> list[str]:
     root = ROOT_DISK_CMDLINE if disk is not None else []
     cmdline = " ".join(
         [spec.image.kernel_cmdline, *root, *clock, f"kit.name={spec.name}", *spec.kernel_args])
-    files = (_root_disk_args(disk, chosen) if disk is not None
+    files = (_root_disk_args(disk, chosen, spec.root_overlay) if disk is not None
              else ["-initrd", str(spec.image.initramfs)])
     return ["-kernel", str(spec.image.kernel), *files, "-append", cmdline]
 
@@ -326,19 +357,29 @@ def _boot_args(spec: MachineSpec, chosen: Profile) -> list[str]:
 ROOT_DISK_CMDLINE = ["root=/dev/vda", "rw", "rootfstype=ext2", "init=/init"]
 
 
-def _root_disk_args(disk: Path, chosen: Profile) -> list[str]:
-    """The image's root disk on virtio-blk, with ``snapshot=on``.
+def _root_disk_args(disk: Path, chosen: Profile, overlay: Path | None = None) -> list[str]:
+    """The image's root disk on virtio-blk, under a copy-on-write file.
 
-    QEMU opens the cached file read-only (any number of guests share it) and
-    sends the guest's writes to a temporary copy-on-write file that it
-    deletes as soon as it has opened it: nothing is left behind even when
-    QEMU is killed, and every boot starts from the same files.
+    Either way QEMU opens the cached image read-only (any number of guests
+    share it), and the guest's writes go to a copy-on-write file.  With an
+    ``overlay`` it is the guest's own qcow2 file (whose backing file is the
+    image), which a snapshot can copy and a migration's new QEMU can reopen
+    (:mod:`kit.hypervisor.disks`).  Without one, ``snapshot=on``: a temporary
+    file QEMU deletes as soon as it has opened it.
     """
-    path = str(disk).replace(",", ",,")
+    if overlay is not None:
+        drive = f"file={_escape(overlay)},format=qcow2,if=none,id=rootdisk"
+    else:
+        drive = f"file={_escape(disk)},format=raw,if=none,id=rootdisk,snapshot=on"
     return [
-        "-drive", f"file={path},format=raw,if=none,id=rootdisk,snapshot=on",
+        "-drive", drive,
         "-device", f"virtio-blk-{chosen.virtio_suffix},drive=rootdisk",
     ]
+
+
+def _escape(path: Path) -> str:
+    """A path as QEMU's option syntax wants it: a comma is doubled."""
+    return str(path).replace(",", ",,")
 
 
 def _channel_args(fds: ChannelFds, chosen: Profile) -> list[str]:

@@ -220,6 +220,38 @@ def test_an_image_with_a_root_disk_boots_from_it_not_the_initramfs() -> None:
     assert cmdline.index("root=/dev/vda") < cmdline.index("kit.name=web1")
 
 
+def test_a_guest_with_its_own_overlay_writes_there() -> None:
+    overlay = Path("/run/kit/web1/disk.qcow2")
+    command = qemu.qemu_command(spec(image=FakeDiskImage(), tsc_khz=2_000_000,
+                                     root_overlay=overlay), FDS)
+    # The image is the overlay's backing file (named inside it), so only the overlay is given.
+    assert option(command, "-drive") == [
+        "file=/run/kit/web1/disk.qcow2,format=qcow2,if=none,id=rootdisk"]
+
+
+def test_a_machine_loaded_from_a_descriptor_waits_for_the_kit() -> None:
+    booting = qemu.qemu_command(spec(), FDS)
+    assert "-incoming" not in booting
+    loading = qemu.qemu_command(spec(incoming_fd=9), FDS)
+    # QEMU waits (defer) until the kit has set the migration's capabilities, then reads fd 9.
+    assert option(loading, "-incoming") == ["defer"]
+    assert loading[-1] == "-S"  # and stays paused once it has the machine
+
+
+def test_guest_ram_from_a_file_shared_or_copy_on_write() -> None:
+    microvm = dict(image=FakeMicrovmImage(), tsc_khz=2_000_000)
+    memfd = option(qemu.qemu_command(spec(**microvm), FDS), "-object")
+    assert memfd == ["memory-backend-memfd,id=guest-ram,size=128M"]
+    for shared, word in ((True, "on"), (False, "off")):
+        ram = qemu.RamFile("/proc/self/fd/11", shared=shared)
+        objects = option(qemu.qemu_command(spec(ram_file=ram, **microvm), FDS), "-object")
+        assert objects == [f"memory-backend-file,id=guest-ram,mem-path=/proc/self/fd/11,"
+                           f"share={word},size=128M"]
+    # A machine without a RAM backend (q35) ignores it: its memory travels in the stream.
+    q35 = qemu.qemu_command(spec(ram_file=qemu.RamFile("/x", shared=True)), FDS)
+    assert "memory-backend-file" not in " ".join(q35)
+
+
 def test_an_image_without_a_root_disk_boots_from_its_initramfs() -> None:
     command = qemu.qemu_command(spec(), FDS)
     assert option(command, "-initrd") == ["/cache/initramfs.cpio"]

@@ -1,0 +1,175 @@
+"""Live migration on real guests: the same Guest goes on in a new QEMU process, serving HTTP.
+
+No mocks: two real QEMUs, the machine streamed between them through a
+socket pair, and a web client on the host that keeps asking throughout.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+import pytest
+
+import kit
+from kit.guestos import images
+from kit.hypervisor import guest as guest_module
+from kit.hypervisor import qemu
+from tests.conftest import free_port, our_qemu_pids
+from tests.waiting import gone, wait_until
+
+MEMORY_MB = 64
+
+
+@dataclass
+class Client:
+    """Asks for a page every 10 ms from a thread; notes each answer or failure, with its time."""
+
+    port: int
+    answers: list[tuple[float, bool]] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/", timeout=5) as r:
+                    ok = r.status == 200
+            except OSError:
+                ok = False
+            self.answers.append((time.monotonic(), ok))
+            time.sleep(0.01)
+
+    def longest_silence(self) -> float:
+        """The longest time between two answers (what a user would call the pause)."""
+        times = [when for when, ok in self.answers if ok]
+        return max((b - a for a, b in itertools.pairwise(times)), default=0.0)
+
+
+def boot_id(guest: kit.Guest) -> str:
+    return guest.run("cat /proc/sys/kernel/random/boot_id").stdout.strip()
+
+
+def listening_ports(pid: int) -> list[int]:
+    return [c.laddr.port for c in psutil.Process(pid).net_connections("tcp")
+            if c.status == psutil.CONN_LISTEN]
+
+
+@pytest.mark.guest
+def test_http_is_answered_across_a_migration(image: images.GuestImage, guest_name: str) -> None:
+    port = free_port()
+    with kit.Guest(guest_name, memory_mb=MEMORY_MB, forwards={port: 80}) as g:
+        g.run("echo before > /tmp/note; sleep 4242 > /dev/null 2>&1 &")
+        before_boot, old_pid = boot_id(g), g.pid
+        assert old_pid is not None
+        client = Client(port)
+        thread = threading.Thread(target=client.run, daemon=True)
+        thread.start()
+        assert wait_until(lambda: sum(ok for _, ok in client.answers) >= 5, 20)
+        report = g.migrate()
+        answered_then = len(client.answers)
+        assert wait_until(lambda: sum(ok for _, ok in client.answers[answered_then:]) >= 5, 20)
+        client.stop.set()
+        thread.join(10)
+
+        assert g.pid != old_pid and g.pid == report.new_pid
+        assert report.old_pid == old_pid
+        assert gone(old_pid)
+        assert g.state == "running"
+        assert boot_id(g) == before_boot  # the same boot of the same kernel, in a new QEMU
+        assert g.run("cat /tmp/note").stdout == "before\n"
+        assert "sleep 4242" in g.run("ps").stdout
+        assert listening_ports(g.pid) == [port]  # the forward moved with it
+        assert report.forwards_moved == (port,)
+        # The new QEMU mapped the guest's memory (a memfd) itself: only the devices travelled.
+        assert report.memory_shared and report.transferred_mb < 1
+        assert "/memfd:memory-backend-memfd" in Path(f"/proc/{g.pid}/maps").read_text()
+        assert 0 < report.paused_ms < report.seconds * 1000
+        print(f"\n{report}; the web client's longest silence: "
+              f"{client.longest_silence() * 1000:.0f} ms")
+        # Every channel follows: QMP, the agent (above), and the console.
+        assert g.qmp("query-status")["status"] == "running"
+        g.console.write("echo typed-$((6*7))\n")
+        assert wait_until(lambda: "typed-42" in g.console.text(), 10), g.console.tail()
+        # The new QEMU's own command: it waited for the machine (-incoming defer), mapped the
+        # old one's memory, and got the forward through the monitor once the port was free.
+        assert " -incoming defer" in g.command_line and "hostfwd" not in g.command_line
+        assert "memory-backend-file,id=guest-ram,mem-path=/proc/self/fd/" in g.command_line
+        second = g.migrate()  # and again, from the new QEMU
+        assert second.old_pid == report.new_pid
+        assert g.run("cat /tmp/note").stdout == "before\n"
+        last_pid = g.pid
+    assert g.state == "stopped"
+    assert gone(last_pid)
+    assert not our_qemu_pids()
+
+
+@pytest.mark.guest
+def test_a_mounted_shared_folder_is_refused_an_unmounted_one_moves(
+        image: images.GuestImage, guest_name: str, tmp_path: Path) -> None:
+    folder = tmp_path / "share"
+    folder.mkdir()
+    (folder / "hello.txt").write_text("from the host\n")
+    with kit.Guest(guest_name, memory_mb=MEMORY_MB, shared_folder=folder) as g:
+        g.open_share()
+        pid = g.pid
+        with pytest.raises(kit.MigrationError, match="shared folder mounted") as error:
+            g.migrate()
+        assert "g.close_share()" in str(error.value)
+        assert g.pid == pid and g.state == "running" and g.share_open
+        g.close_share()
+        g.migrate()
+        assert g.pid != pid
+        g.open_share()  # the new QEMU has the same 9p file server
+        assert g.run("cat /mnt/share/hello.txt").stdout == "from the host\n"
+        g.close_share()
+
+
+@pytest.mark.guest
+def test_a_guest_with_a_link_is_refused(image: images.GuestImage, guest_name: str) -> None:
+    a = kit.Guest(f"{guest_name}-a", memory_mb=MEMORY_MB)
+    b = kit.Guest(f"{guest_name}-b", memory_mb=MEMORY_MB)
+    kit.Link(a, b)
+    with a:
+        pid = a.pid
+        with pytest.raises(kit.MigrationError, match="link"):
+            a.migrate()
+        assert a.pid == pid and a.run("true").ok
+
+
+@pytest.mark.guest
+def test_a_failed_migration_leaves_the_source_running(
+        image: images.GuestImage, guest_name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    port = free_port()
+    with kit.Guest(guest_name, memory_mb=MEMORY_MB, forwards={port: 80}) as g:
+        g.run("echo still-here > /tmp/note")
+        pid = g.pid
+        real = guest_module.Guest._machine_spec
+
+        def other_memory(self: kit.Guest, **changes: object) -> qemu.MachineSpec:
+            spec = real(self, **changes)  # type: ignore[arg-type]
+            if spec.incoming_fd is None:
+                return spec
+            return dataclasses.replace(spec, memory_mb=spec.memory_mb * 2)
+
+        # A destination that does not match the machine: QEMU itself refuses to load it.
+        monkeypatch.setattr(guest_module.Guest, "_machine_spec", other_memory)
+        with pytest.raises(kit.MigrationError) as error:
+            g.migrate()
+        assert "what to do" in str(error.value)
+        monkeypatch.undo()
+        assert g.pid == pid
+        assert wait_until(lambda: g.state == "running", 10)
+        assert g.qmp("query-status")["status"] == "running"
+        assert g.run("cat /tmp/note").stdout == "still-here\n"
+        assert listening_ports(pid) == [port]
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as reply:
+            assert reply.status == 200
+        assert our_qemu_pids() == {pid}  # the failed destination is gone
+        g.migrate()  # and a good destination still works
+        assert g.pid != pid
