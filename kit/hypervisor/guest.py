@@ -133,6 +133,10 @@ class Guest:
         self._ram_file: qemu.RamFile | None = None  # RAM in a file (kit.hypervisor.guest_ram)
         self._ram_fd: int | None = None  # a snapshot's memory this guest maps, held for it
         self.restored_from: snapshots.Snapshot | None = None  # the snapshot it started from
+        # Live migrations (g.migrate()): the new QEMU's pid while one is under
+        # way, and the last one done since the guest started.
+        self.moving_to: int | None = None
+        self.last_migration: migration.MigrationReport | None = None
         self._rundir: Path | None = None
         self._qmp: QMPClient | None = None
         self._agent: QMPClient | None = None
@@ -177,6 +181,7 @@ class Guest:
         """Boot the guest; returns once its agent answers (bounded by ``boot_timeout``)."""
         self._prepare_start()
         self.restored_from = self._ram_file = None  # a boot, whatever it started from before
+        self.last_migration = None
         try:
             kitloop.call(self._launch(), timeout=30)
             self.doors.after_launch()
@@ -195,6 +200,7 @@ class Guest:
                 hint="Stop it first (g.stop()), or make a new kit.Guest.",
             )
         self._check_name_free()
+        self.last_migration = None  # a new machine: nothing has moved yet
         self._image = _require_image(self.arch, self.kernel)
         validate.check_memory(self.memory_mb, self._image.min_memory_mb)
         validate.check_host_ports_free(list(self.forwards))

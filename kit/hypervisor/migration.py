@@ -49,7 +49,7 @@ from qemu.qmp.error import QMPError as _LibraryQMPError
 from kit.core import kitloop
 from kit.core.errors import GuestError, MigrationError, QMPError, SetupError
 from kit.core.state import GuestState
-from kit.hypervisor import disks, guest_ram, qemu
+from kit.hypervisor import disks, guest_ram, qemu, registry
 from kit.hypervisor.process import QemuProcess, spawn
 
 if TYPE_CHECKING:
@@ -268,12 +268,14 @@ def migrate(guest: Guest, timeout: float = 60.0) -> MigrationReport:
     check_migratable(guest)
     old_pid = guest.pid or 0
     move = kitloop.call(_start_destination(guest), timeout=30)
+    kitloop.call(_announce_move(guest, move.process.pid), timeout=5)
     stopped = time.monotonic()
     try:
         guest.qmp("stop")
         stats = kitloop.call(_send_to(guest, move, timeout), timeout=timeout + 15)
     except BaseException as error:
         kitloop.call(_abandon(guest, move), timeout=20)
+        kitloop.call(_announce_move(guest, None), timeout=5)
         raise _failure(guest, error, old_pid) from None
     retired = kitloop.call(guest._switch_to(move.process, move.qmp, move.ram_file), timeout=20)
     guest.doors.after_launch()  # the cables of the new QEMU's cards, as the doors want them
@@ -286,9 +288,17 @@ def migrate(guest: Guest, timeout: float = 60.0) -> MigrationReport:
         stats.transferred_mb, move.ram_file is not None,
         tuple(port for port in sorted(guest.forwards) if port not in lost))
     log.info("guest %s: %s", guest.name, report)
+    guest.last_migration = report
+    kitloop.call(_announce_move(guest, None), timeout=5)
     if lost:
         _report_lost_forwards(guest, lost)
     return report
+
+
+async def _announce_move(guest: Guest, moving_to: int | None) -> None:
+    """Tell the views (the live diagram) that a move began or ended (on the kit loop)."""
+    guest.moving_to = moving_to
+    registry.announce(guest, guest.state)
 
 
 def _failure(guest: Guest, error: BaseException, old_pid: int) -> BaseException:

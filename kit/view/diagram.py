@@ -53,6 +53,7 @@ from kit.view.picture import (
     GuestSnapshot,
     HostSnapshot,
     LinkPicture,
+    Move,
     Service,
     SharedFolder,
     Snapshot,
@@ -259,6 +260,8 @@ def describe(snapshot: Snapshot, highlight: str | None = None) -> str:
         pid = f", process id {guest.pid}" if guest.pid is not None else ""
         rss = f", holding {guest.rss_mb:.0f} MiB" if guest.rss_mb is not None else ""
         lines.append(f"Hypervisor: QEMU for {guest.name}{pid}{rss}: {process}.")
+        if guest.move is not None:
+            lines.append(_move_words(guest.name, guest.move))
         vcpus = "vCPU" if guest.cpus == 1 else "vCPUs"
         lines.append(f"Guest OS: {guest.name} runs Linux {guest.kernel or '?'} "
                      f"({guest.arch}, {guest.memory_mb} MiB, {guest.cpus} {vcpus}): "
@@ -285,6 +288,15 @@ def describe(snapshot: Snapshot, highlight: str | None = None) -> str:
     return "\n".join(lines)
 
 
+def _move_words(name: str, move: Move) -> str:
+    if not move.done:
+        return (f"Live migration: {name} is moving from QEMU process {move.old_pid} to a new "
+                f"QEMU process {move.new_pid}, which is receiving the machine.")
+    paused = "" if move.paused_ms is None else f", paused for {move.paused_ms:.0f} ms"
+    return (f"Live migration: {name} moved from QEMU process {move.old_pid}, which has ended, "
+            f"to process {move.new_pid}{paused}.")
+
+
 LAYER_NAMES = {"infrastructure": "infrastructure", "hypervisor": "hypervisor",
                "guest": "guest OS", "applications": "applications"}
 LEGEND_LINES = (  # (CSS line sample, colour, words)
@@ -293,6 +305,7 @@ LEGEND_LINES = (  # (CSS line sample, colour, words)
     ("solid", PURPLE, "→ shared folder, read-only; ↔ writable"),
     ("solid", GREEN, "●—● link up"),
     ("dashed", VERMILLION, "●- -● link down"),
+    ("solid", ORANGE, "→ a guest moved live to a new QEMU"),
 )
 
 
@@ -593,6 +606,23 @@ class _Drawing:
                              *itertools.chain.from_iterable(_PROCESS_WORDS.values()))
             self._node(graph, _qemu_node(guest), "hypervisor", label=_qemu_label(guest),
                        **size, **look(state).attrs())
+            if guest.move is not None:
+                self._other_qemu(graph, guest, guest.move, size)
+
+    def _other_qemu(self, graph: graphviz.Digraph, guest: GuestSnapshot, move: Move,
+                    size: dict[str, str]) -> None:
+        """A live migration's other QEMU: the one receiving the guest, or the one it left."""
+        if move.done:
+            paused = "" if move.paused_ms is None else f"guest paused {move.paused_ms:.0f} ms"
+            label = _label(f"QEMU · {guest.name} (before)", f"PID {move.old_pid} · ended",
+                           f"moved to PID {move.new_pid}", paused)
+            self._node(graph, _moved_node(guest), "hypervisor", label=label, **size,
+                       **_faded(look("stopped").attrs()))
+        else:
+            label = _label(f"QEMU · {guest.name} (new)", f"PID {move.new_pid}",
+                           "receiving the machine", "its vCPUs wait")
+            self._node(graph, _moved_node(guest), "hypervisor", label=label, **size,
+                       **look("paused").attrs())
 
     def _guest_os(self, graph: graphviz.Digraph, snapshot: Snapshot) -> None:
         if not snapshot.guests:
@@ -632,6 +662,8 @@ class _Drawing:
                            ("door", guest.name, door.kind, door.key), both=door.guest_can_write,
                            color=BLUE if door.is_open else GREY,
                            style="bold" if door.is_open else "dotted")
+            if guest.move is not None:
+                self._move_edge(graph, guest, guest.move)
         names = {guest.name for guest in snapshot.guests}
         for link in snapshot.links:
             if link.a in names and link.b in names:
@@ -651,11 +683,19 @@ class _Drawing:
                 port = {"tailport": "n"} if low == "host" else {}
                 graph.edge(low, high, id=self._id("runs", *high.split("/")), weight="8",
                            dir="none", penwidth="1.2", **port)
-        self._keep_order(graph, [_qemu_node(guest) for guest in snapshot.guests])
+        self._keep_order(graph, _hypervisor_row(snapshot.guests))
         self._keep_order(graph, _host_row(snapshot.guests))
         if not any(guest.services for guest in snapshot.guests):
             graph.edge(_os_node(snapshot.guests[0]), "no-apps", id=self._id("runs", "no-apps"),
                        style="invis")
+
+    def _move_edge(self, graph: graphviz.Digraph, guest: GuestSnapshot, move: Move) -> None:
+        """The arrow of a live migration: from the QEMU the guest leaves to the one it enters."""
+        old, new = ((_moved_node(guest), _qemu_node(guest)) if move.done
+                    else (_qemu_node(guest), _moved_node(guest)))
+        graph.edge(old, new, id=self._id("move", guest.name), color=ORANGE, penwidth="2.4",
+                   style="solid" if move.done else "dashed",
+                   label=" moved live " if move.done else " moving… ")
 
     def _keep_order(self, graph: graphviz.Digraph, row: list[str]) -> None:
         """Flat invisible edges: on one row, each tail stays left of its head."""
@@ -717,6 +757,24 @@ def _row(cluster: graphviz.Digraph) -> Iterator[graphviz.Digraph]:
 
 def _qemu_node(guest: GuestSnapshot) -> str:
     return f"qemu/{guest.name}"
+
+
+def _moved_node(guest: GuestSnapshot) -> str:
+    """A live migration's other QEMU process (see :meth:`_Drawing._other_qemu`)."""
+    return f"qemu-moved/{guest.name}"
+
+
+def _hypervisor_row(guests: tuple[GuestSnapshot, ...]) -> list[str]:
+    """The QEMU processes left to right; a move reads left to right, old to new."""
+    row: list[str] = []
+    for guest in guests:
+        if guest.move is None:
+            row.append(_qemu_node(guest))
+        elif guest.move.done:
+            row += [_moved_node(guest), _qemu_node(guest)]
+        else:
+            row += [_qemu_node(guest), _moved_node(guest)]
+    return row
 
 
 def _os_node(guest: GuestSnapshot) -> str:

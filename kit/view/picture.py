@@ -37,6 +37,21 @@ class SharedFolder:
 
 
 @dataclass(frozen=True)
+class Move:
+    """A live migration of a guest between two QEMU processes, under way or just done.
+
+    The diagram draws both processes: while ``done`` is False the new one is
+    receiving the machine; afterwards the old one stays as a faded trace, so
+    the learner sees where the guest came from.
+    """
+
+    old_pid: int
+    new_pid: int
+    done: bool
+    paused_ms: float | None = None
+
+
+@dataclass(frozen=True)
 class GuestSnapshot:
     name: str
     state: str
@@ -52,6 +67,7 @@ class GuestSnapshot:
     shared_folders: tuple[SharedFolder, ...] = ()
     # Doors of kinds the diagram has no special drawing for (a door added later).
     other_doors: tuple[Opening, ...] = ()
+    move: Move | None = None  # a live migration under way, or the last one
 
 
 @dataclass(frozen=True)
@@ -120,7 +136,20 @@ def guest_snapshot(guest: Guest) -> GuestSnapshot:
         shared_folders=tuple(SharedFolder(o.host_side, o.guest_side, o.guest_can_write)
                              for o in doors if o.kind == "share" and o.is_open),
         other_doors=tuple(o for o in doors if o.kind not in DRAWN_KINDS),
+        move=_move(guest),
     )
+
+
+def _move(guest: Guest) -> Move | None:
+    """The guest's migration under way, else its last one, while it still runs."""
+    if guest.state == GuestState.STOPPED or guest.pid is None:
+        return None
+    if guest.moving_to is not None:
+        return Move(guest.pid, guest.moving_to, done=False)
+    last = guest.last_migration
+    if last is not None and last.new_pid == guest.pid:
+        return Move(last.old_pid, last.new_pid, done=True, paused_ms=last.paused_ms)
+    return None
 
 
 def _services(guest: Guest) -> list[Service]:

@@ -20,7 +20,8 @@ import pytest
 import kit
 from kit.guestos import images
 from kit.hypervisor import guest as guest_module
-from kit.hypervisor import qemu
+from kit.hypervisor import qemu, registry
+from kit.view import diagram, picture
 from tests.conftest import free_port, our_qemu_pids
 from tests.waiting import gone, wait_until
 
@@ -107,6 +108,32 @@ def test_http_is_answered_across_a_migration(image: images.GuestImage, guest_nam
     assert g.state == "stopped"
     assert gone(last_pid)
     assert not our_qemu_pids()
+
+
+@pytest.mark.guest
+def test_the_live_diagram_sees_the_guest_move(image: images.GuestImage, guest_name: str) -> None:
+    seen: list[picture.Move | None] = []
+
+    def note(guest: kit.Guest, state: str) -> None:
+        if guest.name == guest_name:
+            seen.append(picture.guest_snapshot(guest).move)
+
+    with kit.Guest(guest_name, memory_mb=MEMORY_MB) as g:
+        old_pid = g.pid
+        unsubscribe = registry.subscribe(note)
+        try:
+            report = g.migrate()
+        finally:
+            unsubscribe()
+        assert g.last_migration is report and g.moving_to is None
+        # While it moved, the picture had both processes; afterwards, the trace of the old one.
+        assert picture.Move(old_pid, report.new_pid, done=False) in seen
+        after = picture.guest_snapshot(g).move
+        assert after == picture.Move(old_pid, report.new_pid, True, report.paused_ms)
+        assert f"moved from QEMU process {old_pid}" in diagram.describe(picture.take([g]))
+        g.stop()
+        g.start()  # a new boot: nothing has moved in this machine
+        assert g.last_migration is None and picture.guest_snapshot(g).move is None
 
 
 @pytest.mark.guest

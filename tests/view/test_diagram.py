@@ -16,6 +16,7 @@ from kit.view.picture import (
     GuestSnapshot,
     HostSnapshot,
     LinkPicture,
+    Move,
     Service,
     SharedFolder,
     Snapshot,
@@ -374,3 +375,23 @@ def test_without_graphviz_the_error_says_how_to_install_it(
     with pytest.raises(SetupError) as caught:
         diagram.render_svg(diagram.layers(snap()))
     assert "sudo apt-get install graphviz" in str(caught.value)
+
+
+def test_a_live_migration_shows_both_qemu_processes_and_the_move() -> None:
+    moving = dataclasses.replace(guest("web"), move=Move(4321, 4400, done=False))
+    source = dot(snap(moving))
+    assert "PID 4400" in line_of(source, "qemu-moved/web") and "receiving" in source
+    assert re.search(r'"qemu/web" -> "qemu-moved/web" \[.*moving', source)
+    assert "moving from QEMU process 4321 to a new QEMU process 4400" in diagram.describe(
+        snap(moving))
+
+
+def test_after_a_live_migration_the_old_process_stays_as_a_faded_trace() -> None:
+    moved = dataclasses.replace(guest("web"), move=Move(4300, 4321, done=True, paused_ms=87))
+    source = dot(snap(moved))
+    trace = line_of(source, "qemu-moved/web")
+    assert "PID 4300" in trace and "ended" in trace and "87 ms" in trace
+    assert re.search(r'"qemu-moved/web" -> "qemu/web" \[.*moved live', source)
+    assert re.search(r'"qemu-moved/web" -> "qemu/web" \[id=kit_order_qemu_web', source)  # old left
+    assert "moved from QEMU process 4300, which has ended, to process 4321" in (
+        diagram.describe(snap(moved)))

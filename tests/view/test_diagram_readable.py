@@ -24,7 +24,7 @@ from xml.etree import ElementTree
 import pytest
 
 from kit.view import colours, diagram
-from kit.view.picture import LinkPicture, SharedFolder, Snapshot
+from kit.view.picture import LinkPicture, Move, SharedFolder, Snapshot
 from kit.widgets.live_diagram import framed, scaled
 from tests.view.test_diagram import HOST, STATES, guest, snap
 
@@ -51,6 +51,9 @@ def _scenes() -> dict[str, Snapshot]:
             guest("a", "crashed", host_port=8080, folders=(folder,)), guest("b", "booting"),
             guest("c", "stopped", services=2), links=(LinkPicture("a", "b", up=False),)),
     }
+    moving = dataclasses.replace(guest("web", host_port=8080), move=Move(4321, 4400, False))
+    moved = dataclasses.replace(guest("web", host_port=8080), move=Move(4300, 4321, True, 87.0))
+    scenes["a guest moving, another moved"] = snap(moving, dataclasses.replace(moved, name="db"))
     scenes["every state"] = snap(*(guest(f"g{i}", str(state))
                                    for i, state in enumerate(STATES)))
     return scenes
