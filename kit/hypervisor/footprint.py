@@ -9,8 +9,8 @@ each mapping into one of those parts, so that a lesson can show the split and
 ``benchmarks/fast_boot.py`` can report it.
 
 What is shared is counted too: pages another process also maps (QEMU's
-program, when other guests run) are in every guest's RSS, but in the host's
-memory once.
+program, when other guests run; the memory of clones started from one
+snapshot) are in every guest's RSS, but in the host's memory once.
 """
 
 from __future__ import annotations
@@ -63,6 +63,15 @@ class Footprint:
     @property
     def total_mib(self) -> float:
         return sum(self.parts.values())
+
+    @property
+    def private_mib(self) -> float:
+        """What this guest alone costs the host: resident pages no other process maps (USS).
+
+        Clones of one snapshot map its memory together: each holds it in its
+        RSS, the host once; this is the part that would go with the guest.
+        """
+        return max(0.0, self.total_mib - self.shared_mib)
 
 
 def classify(mapping: Mapping, layout: Layout) -> str:

@@ -46,6 +46,7 @@ def test_parts_add_up_and_shared_pages_are_counted() -> None:
     assert found.parts[footprint.TRANSLATION_CACHE] == 0
     assert found.total_mib == 28
     assert found.shared_mib == 6
+    assert found.private_mib == 22  # what would go with this guest alone
 
 
 @pytest.mark.guest

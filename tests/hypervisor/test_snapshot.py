@@ -14,12 +14,13 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 import kit
 from kit.core import paths
 from kit.guestos import images
-from kit.hypervisor import fleet
+from kit.hypervisor import fleet, footprint
 from kit.hypervisor import snapshot as snapshots
 from tests.conftest import free_port, our_qemu_pids
 from tests.waiting import gone
@@ -202,6 +203,14 @@ def test_clones_run_side_by_side_each_with_its_own_identity(image: images.GuestI
             assert abs(guest_clock - time.time()) < 30  # the clock was set from the host's
         assert len({c.pid for c in clones}) == 3
         assert len({c.disk_overlay for c in clones}) == 3
+        # The snapshot's memory is mapped by all three: each clone's own cost is far below
+        # its RSS, and footprint says so (USS, as psutil measures it, agrees).
+        for clone in clones:
+            found = footprint.of_guest(clone)
+            assert found is not None and found.shared_mib > 0
+            assert found.private_mib < found.total_mib
+            uss = psutil.Process(clone.pid).memory_full_info().uss / 2**20
+            assert abs(found.private_mib - uss) < max(4.0, 0.1 * uss), (found, uss)
     finally:
         fleet.stop(clones)
     assert gone([c.pid for c in clones if c.pid])
