@@ -200,6 +200,7 @@ class Guest:
                 hint="Stop it first (g.stop()), or make a new kit.Guest.",
             )
         self._check_name_free()
+        _remove_abandoned_folders()
         self.last_migration = None  # a new machine: nothing has moved yet
         self._image = _require_image(self.arch, self.kernel)
         validate.check_memory(self.memory_mb, self._image.min_memory_mb)
@@ -984,6 +985,13 @@ def _live_qemu_pid(name: str) -> int | None:
     """The pid of a live QEMU of ours under this name, from its runtime folder."""
     pid = _read_pid(paths.runtime_dir() / name / "qemu.pid")
     return pid if pid is not None and _is_our_qemu(pid, name) else None
+
+
+def _remove_abandoned_folders() -> None:
+    """Remove what guests of a killed kernel left (their disk overlays above all)."""
+    for folder in limits.abandoned_folders():
+        log.info("removing %s: its guest and the kernel that started it have ended", folder)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _claim_rundir(name: str) -> Path:

@@ -140,6 +140,22 @@ def live_records() -> list[LiveGuestRecord]:
     return records
 
 
+def abandoned_folders() -> list[Path]:
+    """Runtime folders whose QEMU and whose owning Python process have both ended.
+
+    What a killed kernel leaves: its guests died with it (pdeathsig), but
+    their folders (a disk overlay of up to the disk's size) stay until a guest
+    of the same name starts.  A folder whose owner lives is never listed: the
+    owner may be about to start its guest again.
+    """
+    found = []
+    for path in sorted(paths.runtime_dir().glob(f"*/{RECORD}")):
+        record = _read_record(path)
+        if record is not None and not _alive(record.pid) and not _alive(record.owner_pid):
+            found.append(path.parent)
+    return found
+
+
 def _read_record(path: Path) -> LiveGuestRecord | None:
     try:
         return LiveGuestRecord(**json.loads(path.read_text()))

@@ -12,6 +12,7 @@ import textwrap
 import threading
 import time
 import urllib.request
+from pathlib import Path
 
 import psutil
 import pytest
@@ -183,7 +184,8 @@ def test_killed_from_outside_is_noticed(image: images.GuestImage, guest_name: st
 
 
 @pytest.mark.guest
-def test_sigkilled_parent_takes_its_guests(image: images.GuestImage, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_sigkilled_parent_takes_its_guests(image: images.GuestImage, tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
     script = textwrap.dedent("""
         import kit, sys
         guests = [kit.Guest(f"orphan{i}").start() for i in range(2)]
@@ -199,6 +201,12 @@ def test_sigkilled_parent_takes_its_guests(image: images.GuestImage, tmp_path) -
     parent.kill()
     parent.wait()
     assert gone(pids, 2)
+    # Their folders (each guest's disk overlay) stay only until this user's next start.
+    folders = [tmp_path / f"orphan{i}" for i in range(2)]
+    assert all((folder / "disk.qcow2").exists() for folder in folders)
+    monkeypatch.setenv("KIT_RUNTIME_DIR", str(tmp_path))
+    with kit.Guest("after-orphans", memory_mb=64):
+        assert not any(folder.exists() for folder in folders)
 
 
 def test_missing_image_is_explained(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
