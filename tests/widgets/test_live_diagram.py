@@ -47,6 +47,8 @@ class StandIn:
     image: None = None
     forwards: dict[int, int] = field(default_factory=dict)
     doors: NoDoors = field(default_factory=NoDoors)
+    moving_to: int | None = None
+    last_migration: None = None
 
     def change(self, state: str) -> None:
         self.state = GuestState(state)
