@@ -29,6 +29,14 @@ def private_runtime_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pa
     yield folder
 
 
+@pytest.fixture(autouse=True)
+def snapshot_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test keeps its snapshots in a folder of its own, never the learner's cache."""
+    folder = tmp_path / "snapshots"
+    monkeypatch.setenv("KIT_SNAPSHOT_DIR", str(folder))
+    return folder
+
+
 @pytest.fixture(scope="session")
 def built_image() -> images.GuestImage:
     """The real guest image, built once if the cache does not have it."""

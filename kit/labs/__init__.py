@@ -1,1 +1,2 @@
-"""Experiments built from guests: a small cloud, isolation, a boot stopwatch, containers."""
+"""Experiments built from guests: a small cloud, isolation, a boot stopwatch, boot against
+restore, containers."""

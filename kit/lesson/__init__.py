@@ -65,7 +65,7 @@ Progress (:mod:`kit.lesson.progress`)
     ``lesson_progress(n)`` -> ``LessonProgress`` (``.status``, ``.passed``,
     ``.answers``); ``reset(n=None)``.  ``progress_overview()`` is lesson 0's table.
 The course (:mod:`kit.lesson.catalog`)
-    ``LESSONS``: number, title, notebook file, minutes, for lessons 0 to 8; a
+    ``LESSONS``: number, title, notebook file, minutes, for lessons 0 to 9; a
     lesson whose notebook does not exist yet shows as "coming".
 Lessons (:mod:`kit.lesson.lesson`)
     ``Lesson(number, checkpoints, quiz)`` with ``.begin()``, ``.finish()``,
@@ -83,7 +83,9 @@ Demonstrations
     neighbour), which show the records :mod:`kit.labs.isolation` measures;
     ``lesson7.StopwatchView``, ``CrowdView``, ``SizesView`` (boot phases from
     :mod:`kit.labs.stopwatch`, memory as guests are added, image sizes) and
-    ``lesson8.CompareView`` (a :mod:`kit.labs.containers` container beside a VM).
+    ``lesson8.CompareView`` (a :mod:`kit.labs.containers` container beside a VM) and
+    ``lesson9.LatencyChart`` (a guest's page timed every 10 ms by :mod:`kit.labs.latency`
+    while the guest moves into a new QEMU).
 
 Objectives and key points are Markdown cells in the notebooks: they read
 before anything runs.

@@ -48,8 +48,9 @@ LESSONS: tuple[LessonInfo, ...] = (
     LessonInfo(4, "Isolation", "04-isolation.ipynb", 40),
     LessonInfo(5, "Why it changed computing: the cloud", "05-cloud.ipynb", 45),
     LessonInfo(6, "Advantages", "06-advantages.ipynb", 30),
-    LessonInfo(7, "Limitations", "07-limitations.ipynb", 35),
+    LessonInfo(7, "Limitations", "07-limitations.ipynb", 45),
     LessonInfo(8, "The transition to containers", "08-containers.ipynb", 35),
+    LessonInfo(9, "Moving a running computer", "09-moving.ipynb", 30),
 )
 
 

@@ -11,7 +11,10 @@ measures, and replaces its plot (never piles onto it) when measured again:
   time, the host memory their QEMUs hold, and the proof that each booted a
   kernel of its own (a different ``boot_id`` per guest);
 * :class:`SizesView`: what each guest boots from, and what holds each guest's
-  host memory (:mod:`kit.hypervisor.footprint`).
+  host memory (:mod:`kit.hypervisor.footprint`);
+* :class:`RaceView`: the answer clouds found to slow boots, a cold boot against
+  a restore from a snapshot of a ready guest, timed alike
+  (:mod:`kit.labs.restore_race`).
 
 The exercises are the learner's own work, on their own guest ``l7-mine``:
 
@@ -20,10 +23,14 @@ The exercises are the learner's own work, on their own guest ``l7-mine``:
 2. make it again with a memory size of their own, and read from its
    footprint, in code, how much of that memory the guest has really touched;
 3. add guests until together they hold a host-memory total of their own,
-   with not one guest more than needed.
+   with not one guest more than needed;
+4. leave a word of their own in ``l7-mine``'s memory, save it as a snapshot
+   and start a clone from it: a second running guest that has the word and
+   the same kernel boot id, because it never booted.
 
-Three predictions come before measurements: how long a boot takes, how much
-host memory one guest's QEMU holds, and how many guests this host could hold.
+Four predictions come before measurements: how long a boot takes, how much
+host memory one guest's QEMU holds, how many guests this host could hold, and
+how long a restore from a snapshot takes.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from __future__ import annotations
 import math
 import re
 import statistics
+import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,13 +46,14 @@ from dataclasses import dataclass
 import ipywidgets as widgets
 import psutil
 
-from kit.core.errors import SetupError
+from kit.core.errors import SetupError, SnapshotError
 from kit.core.state import GuestState
 from kit.guestos import images
 from kit.hypervisor import footprint, registry
 from kit.hypervisor.guest import Guest
+from kit.hypervisor.snapshot import Snapshot, snapshots
 from kit.infrastructure import limits
-from kit.labs import stopwatch
+from kit.labs import restore_race, stopwatch
 from kit.lesson import personal
 from kit.lesson.checkpoint import Checkpoint, Verdict
 from kit.lesson.checks import find_guest
@@ -62,6 +71,11 @@ STOPWATCH_GUEST = "l7-stopwatch"
 BOOTS_TARGET = 3
 CROWD_MAX = 6
 SLACK = 1.03  # RSS creeps up a little after a boot: "one guest too many" allows for it
+RACE_PREFIX = "l7-race"  # the race's guests and snapshot: l7-race-cold, l7-race-restore...
+RACE_ROUNDS = 3
+MY_SNAPSHOT = "l7-ready"  # the name the exercise suggests for the learner's snapshot
+CLONE = "l7-clone"
+MARK_FILE = "/tmp/l7-mark"  # /tmp is in the guest's memory: only the memory can carry it
 
 _RUN_INIT = re.compile(r"\[\s*(\d+\.\d+)\]\s*" + re.escape(stopwatch.RUN_INIT))
 _UPTIME = re.compile(r"ready after (\d+(?:\.\d+)?) s of guest uptime")
@@ -71,13 +85,16 @@ _boots: list[stopwatch.BootPhases] = []
 _views: weakref.WeakSet[KitWidget] = weakref.WeakSet()
 _guest: Guest | None = None
 _per_guest_seen: list[float] = []  # the per-guest cost the last "how many fit" used
+_races: list[restore_race.RaceResult] = []  # the last race, if any
 
 
 def reset() -> None:
-    """Forget this lesson's measurements and stop its guests."""
+    """Forget this lesson's measurements, stop its guests and delete its snapshots."""
     stop_crowd()
+    tidy_snapshots()
     _boots.clear()
     _per_guest_seen.clear()
+    _races.clear()
 
 
 def guest_memory_mb() -> int:
@@ -466,6 +483,86 @@ class SizesView(KitWidget):
             self.parts.value = footprint_svg(found)
 
 
+# -- the answer clouds found: restore instead of boot ----------------------------------------
+
+
+def run_race(rounds: int, progress: Callable[[str], None] | None = None
+             ) -> restore_race.RaceResult:
+    """Cold boots against restores, ``rounds`` of each; the result replaces the last race."""
+    result = restore_race.race(rounds, memory_mb=guest_memory_mb(), prefix=RACE_PREFIX,
+                               progress=progress)
+    _races[:] = [result]
+    _refresh_views(RaceView)
+    return result
+
+
+def last_race() -> restore_race.RaceResult | None:
+    return _races[-1] if _races else None
+
+
+def race_rows(result: restore_race.RaceResult) -> list[list[str]]:
+    rows = [[f"round {index + 1}", f"{cold:.3f}", f"{restored:.3f}", f"{call:.3f}"]
+            for index, (cold, restored, call) in enumerate(
+                zip(result.cold_s, result.restore_s, result.restore_call_s, strict=True))]
+    rows.append(["<b>median</b>", f"<b>{result.cold_median_s:.3f}</b>",
+                 f"<b>{result.restore_median_s:.3f}</b>",
+                 f"<b>{statistics.median(result.restore_call_s):.3f}</b>"])
+    return rows
+
+
+def race_svg(result: restore_race.RaceResult) -> bytes:
+    return plots.bar_svg(
+        ["cold boot", "restore from a snapshot"],
+        [result.cold_median_s * 1000, result.restore_median_s * 1000],
+        title=f"until the guest agent answers ({result.memory_mb} MiB guests, medians of "
+        f"{result.rounds})", ylabel="milliseconds (host clock)")
+
+
+def race_words(result: restore_race.RaceResult) -> str:
+    return (f"A restore took {result.ratio:.0%} of a cold boot's time to the agent's first "
+            f"answer: {result.restore_median_s:.2f} s against {result.cold_median_s:.2f} s "
+            f"(medians of {result.rounds} each, taken in turns). Saving the ready guest paused "
+            f"it for {result.snapshot_paused_s * 1000:.0f} ms; the snapshot took "
+            f"{result.snapshot_mib:.0f} MiB on disk, and was deleted after the race.")
+
+
+class RaceView(KitWidget):
+    """A cold boot against a restore from a snapshot of a ready guest, both timed alike."""
+
+    def __init__(self) -> None:
+        super().__init__("boot or restore")
+        self.rounds = widgets.IntSlider(value=RACE_ROUNDS, min=1, max=5, description="rounds")
+        self.go = widgets.Button(description="Boot against restore", icon="flag-checkered",
+                                 layout=widgets.Layout(width="auto"))
+        self.go.on_click(self._callback("timing boots and restores", self.measure))
+        self.status = widgets.HTML()
+        self.table = widgets.HTML()
+        self.plot = widgets.Image(format=plots.IMAGE_FORMAT)
+        self._set_body(widgets.HBox([self.rounds, self.go]), self.status, self.table,
+                       self.plot)
+        _views.add(self)
+        self.refresh()
+
+    def measure(self) -> None:
+        with working(self.status, self.go) as say:
+            rounds = int(self.rounds.value)
+            run_race(rounds, say)
+            say.done(f"{rounds} cold boot(s) and {rounds} restore(s) timed in "
+                     f"{say.seconds:.1f} s; they replace the last measurement")
+
+    def refresh(self) -> None:
+        result = last_race()
+        if result is None:
+            self.table.value = markup.text("<i>Nothing timed yet: press the button.</i>")
+            self.plot.layout.display = "none"
+            return
+        header = ["", "cold boot (s)", "restore (s)", "restore, identity refreshed (s)"]
+        self.table.value = markup.text(markup.table(header, race_rows(result))
+                                       + f"<p>{escape(race_words(result))}</p>")
+        self.plot.value = race_svg(result)
+        self.plot.layout.display = "block"
+
+
 # -- exercise 1: a boot phase in the console (console) ----------------------------------------
 
 
@@ -602,6 +699,158 @@ def solve_crowd() -> None:
         remove_guest()
 
 
+# -- exercise 4: a clone that never booted (code) ---------------------------------------------
+
+
+def task_word() -> str:
+    """The mark this learner leaves in l7-mine's memory, e.g. 'cedar-quartz-417'."""
+    return personal.secret("l7-mark")
+
+
+@dataclass(frozen=True)
+class Inside:
+    """What a guest says of itself through its agent: its kernel's boot, its name, the mark."""
+
+    boot_id: str
+    uptime_s: float
+    hostname: str
+    mark: str
+
+
+BOOT_ID = "/proc/sys/kernel/random/boot_id"
+
+
+def look_inside(guest: Guest) -> Inside:
+    said = guest.run(f"cat {BOOT_ID} /proc/uptime /proc/sys/kernel/hostname; "
+                     f"cat {MARK_FILE} 2>/dev/null || true").stdout.splitlines()
+    boot_id, uptime, hostname, *mark = [*said, "", "", ""]
+    seconds = _number(uptime)
+    return Inside(boot_id.strip(), seconds or 0.0, hostname.strip(), " ".join(mark).strip())
+
+
+def booted_since(mine: Inside, snap: Snapshot) -> bool:
+    """Has the guest booted again since ``snap`` was taken of it?  Its uptime says.
+
+    Had it run on, its uptime now would be its uptime at the snapshot plus
+    the time since; a new boot started it again from zero.  The margin
+    allows for an emulated clock that drifts a little from the host's.
+    """
+    info = snap.info
+    expected = (info.uptime_s or 0.0) + max(0.0, time.time() - info.created)
+    return mine.uptime_s < expected - max(1.0, 0.1 * expected)
+
+
+def snapshot_source(guest: Guest) -> str | None:
+    """The guest a running guest's snapshot was taken of (None: it booted)."""
+    if guest.restored_from is None:
+        return None
+    try:
+        return guest.restored_from.info.source
+    except SnapshotError:  # a damaged manifest: say so as "unknown", not as a crash
+        return "an unknown guest"
+
+
+def restored_guests() -> list[Guest]:
+    """This notebook's running guests started from a snapshot, but l7-mine."""
+    return [g for g in registry.guests() if g.name != MINE and g.restored_from is not None
+            and g.state == GuestState.RUNNING]
+
+
+def _pick_clone(found: list[Guest]) -> Guest:
+    """The clone to check: the one called l7-clone if it is there, else the latest."""
+    return next((g for g in found if g.name == CLONE), found[-1])
+
+
+def check_restore() -> Verdict:
+    mine = find_guest(MINE)
+    if isinstance(mine, Verdict):
+        return mine
+    restored = restored_guests()
+    if not restored:
+        itself = (f" ({MINE} itself was started from a snapshot: give the clone a name of its "
+                  "own)" if mine.restored_from is not None else "")
+        return Verdict.fail(f"no guest started from a snapshot runs in this notebook{itself}.",
+                            hint=f"snap = mine.snapshot('{MY_SNAPSHOT}'), then clone = "
+                            f"kit.Guest.from_snapshot(snap, '{CLONE}').")
+    ours = [g for g in restored if snapshot_source(g) == MINE]
+    if not ours:
+        seen = "; ".join(f"{g.name} from a snapshot of {snapshot_source(g)}" for g in restored)
+        return Verdict.fail(f"no running guest was started from a snapshot of {MINE} ({seen}).",
+                            hint=f"Take the snapshot of {MINE} itself: mine.snapshot(...).")
+    clone = _pick_clone(ours)
+    assert clone.restored_from is not None
+    there, here = look_inside(mine), look_inside(clone)
+    word = task_word()
+    evidence = [f"{MINE}: QEMU pid {mine.pid}, host name {there.hostname}, kernel boot_id "
+                f"{there.boot_id}",
+                f"{clone.name}: QEMU pid {clone.pid}, host name {here.hostname}, kernel boot_id "
+                f"{here.boot_id}",
+                f"{clone.name}.restored_from: snapshot {clone.restored_from.name} of {MINE}",
+                f"{MARK_FILE} in {clone.name}: {here.mark or '(no such file)'}"]
+    if clone.pid == mine.pid:
+        return Verdict.fail(f"{clone.name} and {MINE} are one QEMU process.", *evidence,
+                            hint="Start the clone with kit.Guest.from_snapshot(snap, 'l7-clone').")
+    if word not in here.mark:
+        return Verdict.fail(f"{clone.name} has not got your word ({word}) in {MARK_FILE}.",
+                            *evidence,
+                            hint="Run the cell that writes your word into l7-mine first, then "
+                            "take the snapshot: it holds what the guest had at that moment. Stop "
+                            "the old clone before you save again under the same name.")
+    if here.boot_id != there.boot_id:
+        return _different_boots(there, clone, clone.restored_from, evidence)
+    return Verdict.ok(f"{clone.name} is a second machine (QEMU pid {clone.pid}, not {mine.pid}) "
+                      f"that never booted: its kernel's boot_id is {MINE}'s, and your word was "
+                      f"in its memory, where {MINE} wrote it before the snapshot. What differs was "
+                      f"changed on purpose after the restore: its name ({here.hostname}), its "
+                      "MAC, its clock and its randomness.", *evidence)
+
+
+def _different_boots(mine: Inside, clone: Guest, snap: Snapshot, evidence: list[str]
+                     ) -> Verdict:
+    """Why the clone's boot_id is not l7-mine's: a new boot, or a boot_id not drawn yet."""
+    hint = ("Stop the clone, run the cell that writes your word (it reads the boot_id too), "
+            "then save l7-mine again (replace=True keeps the name) and start the clone from "
+            "the new snapshot.")
+    if booted_since(mine, snap):
+        return Verdict.fail(f"{MINE} has booted again since that snapshot (its uptime is "
+                            f"{mine.uptime_s:.0f} s): its boot_id is not the one {clone.name} "
+                            "carries.", *evidence, hint=hint)
+    return Verdict.fail(f"{MINE} had not drawn its boot_id yet when it was saved: Linux draws "
+                        "it the first time something reads it, so the clone drew one of its "
+                        "own later.", *evidence, hint=hint)
+
+
+def solve_restore() -> Guest:
+    mine = ensure_running(guest())
+    mine.run(f"echo {task_word()} > {MARK_FILE}")
+    mine.run(["cat", BOOT_ID])  # drawn now, so that the snapshot holds it (as the cell does)
+    for snap in snapshots():
+        if snap.name == MY_SNAPSHOT:
+            for user in snap.users():
+                user.stop()
+    snap = mine.snapshot(MY_SNAPSHOT, replace=True)
+    return Guest.from_snapshot(snap, CLONE, replace=True)
+
+
+def lesson_snapshots() -> list[Snapshot]:
+    """The snapshots this lesson made (their names start with ``l7-``)."""
+    return [snap for snap in snapshots() if snap.name.startswith(PREFIX)]
+
+
+def tidy_snapshots() -> list[str]:
+    """Stop the guests started from this lesson's snapshots, delete them; what was done."""
+    done = []
+    for snap in lesson_snapshots():
+        users = snap.users()
+        for user in users:
+            user.stop()
+        size = snap.size_bytes / 2**20
+        snap.delete()
+        stopped = f" after stopping {', '.join(u.name for u in users)}" if users else ""
+        done.append(f"snapshot {snap.name} ({size:.0f} MiB on disk) deleted{stopped}")
+    return done
+
+
 # -- predictions -------------------------------------------------------------------------
 
 
@@ -631,6 +880,16 @@ def measure_fit() -> float:
     return float(math.floor(host_available_mb() / per_guest)) if per_guest else 0.0
 
 
+def _explain_restore() -> str:
+    result = last_race()
+    if result is None:
+        return ""
+    return (f"In the same run a cold boot took {result.cold_median_s:.2f} s to the same "
+            f"moment: the restore took {result.ratio:.0%} of that. No kernel booted and no "
+            "init ran: QEMU loaded a machine whose system was already running. The race below "
+            "times a few of each, in turns.")
+
+
 def _explain_fit(guess: float, fits: float) -> str:
     per_guest = _per_guest_seen[0] if _per_guest_seen else 0.0
     return (f"Each guest costs this host about {per_guest:.0f} MiB (its QEMU's RSS), not the "
@@ -655,6 +914,13 @@ rss = Prediction(
     explain=lambda guess, got: (
         "The guest touches only part of the memory it was given, while QEMU adds its own "
         "program, heap and translation cache: the footprint below shows each part."),
+)
+restore_time = Prediction(
+    "l7-p-restore",
+    "The stopwatch timed cold boots above. Now a guest of the same size is saved once it is "
+    "ready, and a new guest is started from that snapshot: how many seconds from the call "
+    "until its guest agent answers?", lambda: run_race(1).restore_median_s, unit="s",
+    explain=lambda guess, got: _explain_restore(),
 )
 fit = Prediction(
     "l7-p-fit",
@@ -700,6 +966,18 @@ crowd_exercise = Checkpoint(
     solution="Add guests one at a time until the total passes yours, in code too:",
     code="while sum(lesson7.qemu_rss_mb(g) for g in lesson7.crowd()) < "
     "lesson7.task_total_mb():\n    lesson7.add_guest()",
+)
+
+restore_exercise = Checkpoint(
+    "l7-restore", "A clone that never booted",
+    f"Write **your** word (the cell prints it) into `{MARK_FILE}` in `{MINE}`, save `{MINE}` as a "
+    f"snapshot, and start a guest called `{CLONE}` from it. The check compares the two guests.",
+    check_restore, takes_answer=False, solve=solve_restore,
+    hint="g.snapshot('name') saves a running guest and returns the snapshot; "
+    "kit.Guest.from_snapshot(snap, 'name') starts a new guest from it.",
+    solution="Save the guest, then start a second guest from what was saved:",
+    code=f"snap = mine.snapshot('{MY_SNAPSHOT}', replace=True)\n"
+    f"clone = kit.Guest.from_snapshot(snap, '{CLONE}', replace=True)",
 )
 
 quiz = Quiz([
@@ -760,6 +1038,19 @@ quiz = Quiz([
                "The kernel's boot is exactly what those seconds count: from the kernel's start "
                "to init."),
     ]),
+    Question("l7-q6", "A guest started from a snapshot answered in a fraction of a cold boot's "
+             "time. Why?", [
+        Choice("Its kernel booted faster, from a disk the host had cached", False,
+               "Its kernel did not boot at all: the clone reported the boot_id of the guest "
+               "it was saved from."),
+        Choice("It skipped the boot: the saved machine was already running", True,
+               "QEMU loaded the devices, the CPU registers and the memory as they were saved; "
+               "the kernel and init had finished before the snapshot, so they carry on."),
+        Choice("A snapshot holds only the disk, which loads faster than a kernel", False,
+               "A snapshot holds the whole machine: devices, CPU state, memory and the disk's "
+               "writes. The memory is what lets the system carry on without a boot."),
+    ]),
 ])
 
-lesson = Lesson(7, [run_init, footprint_exercise, crowd_exercise], quiz, [boot_time, rss, fit])
+lesson = Lesson(7, [run_init, footprint_exercise, crowd_exercise, restore_exercise], quiz,
+                [boot_time, rss, fit, restore_time])

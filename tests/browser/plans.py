@@ -671,6 +671,8 @@ PLANS: dict[str, Plan] = {
                         "replace=True).start()\n"
                         "touched = footprint.of_guest(new_mine).parts[footprint.GUEST_RAM]\n"
                         "lesson7.footprint_exercise.check(touched)"),
+            Click("Boot against restore", "Boot against restore", "restore(s) timed in",
+                  changes=True, timeout_ms=120_000),  # a few boots and restores under TCG
             Screenshot(telling_widget),
             Quiz("Three guests of the same image ran here", "Four: one per guest, plus the host's"),
         ),
@@ -685,6 +687,21 @@ PLANS: dict[str, Plan] = {
             Screenshot(lambda lesson: widget_saying(lesson, "ready after")),
             Quiz("The container reported the host's kernel release",
                  "It runs on the host's kernel"),
+        ),
+        guests_at_end=True,
+    ),
+    "09-moving": Plan(
+        steps=(
+            SolveInCell("lesson9.mark_written.check(written)",
+                        "my_web = kit.lesson.ensure_running(lesson9.guest())\n"
+                        "written = my_web.run(f'echo {lesson9.mark()} > /www/mark.txt')\n"
+                        "lesson9.mark_written.check(written)"),
+            Click("served by", "Watch", "watching:", changes=True),
+            SolveInCell("lesson9.moved.check(report)",
+                        "report = my_web.migrate()\nlesson9.moved.check(report)"),
+            Screenshot(lambda lesson: widget_saying(lesson, "served by")),
+            Quiz("While your guest moved, what did the programs inside it notice?",
+                 "Only a short pause"),
         ),
         guests_at_end=True,
     ),

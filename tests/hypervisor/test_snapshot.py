@@ -11,7 +11,6 @@ import os
 import stat
 import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -26,14 +25,6 @@ from tests.conftest import free_port, our_qemu_pids
 from tests.waiting import gone
 
 MEMORY_MB = 64  # the kit kernel's smallest guest: small snapshots, quick saves
-
-
-@pytest.fixture(autouse=True)
-def snapshot_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """Each test keeps its snapshots in a folder of its own, never the learner's cache."""
-    folder = tmp_path / "snapshots"
-    monkeypatch.setenv("KIT_SNAPSHOT_DIR", str(folder))
-    yield folder
 
 
 def mode(path: Path) -> int:
@@ -254,6 +245,7 @@ def test_a_damaged_snapshot_is_refused(image: images.GuestImage, guest_name: str
 
 
 @pytest.mark.guest
+@pytest.mark.slow
 def test_another_architecture_image_or_machine_is_refused(image: images.GuestImage,
                                                           guest_name: str) -> None:
     with kit.Guest(guest_name, memory_mb=MEMORY_MB) as source:

@@ -1,4 +1,4 @@
-"""The course's list of lessons: one place, lessons 0 to 8, later ones "coming"."""
+"""The course's list of lessons: one place, lessons 0 to 9, later ones "coming"."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from kit.core.errors import InvalidInput
 from kit.lesson import catalog
 
 
-def test_lessons_0_to_8_in_order_with_files_and_times() -> None:
-    assert [info.number for info in catalog.LESSONS] == list(range(9))
+def test_lessons_0_to_9_in_order_with_files_and_times() -> None:
+    assert [info.number for info in catalog.LESSONS] == list(range(10))
     for info in catalog.LESSONS:
         assert info.file.startswith(f"{info.number:02d}-") and info.file.endswith(".ipynb")
         assert 5 <= info.minutes <= 90 and info.title

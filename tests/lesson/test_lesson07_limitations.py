@@ -2,7 +2,8 @@
 
 Each passes when the learner's task is done (done here the way the learner
 would: the line read off the console, the code of the solution, the crowd
-view's buttons) and fails, with its hint, when it is not.
+view's buttons) and fails, with its hint, when it is not.  Snapshots go to a
+folder of the test's own, never the learner's cache.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from kit.lesson.lesson import ensure_running
 from tests.lesson.verdicts import assert_lesson_shape, fails_with_hint
 
 
-def test_the_lesson_has_three_exercises_three_predictions_and_a_quiz() -> None:
+def test_the_lesson_has_four_exercises_four_predictions_and_a_quiz() -> None:
     assert_lesson_shape(lesson7.lesson, 7)
-    assert len(lesson7.lesson.predictions) >= 2
+    assert len(lesson7.lesson.checkpoints) == 4 and len(lesson7.lesson.predictions) == 4
     assert all(c.solve is not None for c in lesson7.lesson.checkpoints)
 
 
@@ -28,6 +29,7 @@ def test_the_personal_values_are_this_learners() -> None:
     assert 80 <= lesson7.task_memory_mb() <= 208 and lesson7.task_memory_mb() % 16 == 0
     assert lesson7.task_memory_mb() != lesson7.guest_memory_mb()  # the task is a change
     assert 140 <= lesson7.task_total_mb() <= 300 and lesson7.task_total_mb() % 20 == 0
+    assert lesson7.task_word() == lesson7.task_word() and " " not in lesson7.task_word()
 
 
 def test_the_crowd_plot_adds_up_as_guests_are_added() -> None:
@@ -41,12 +43,15 @@ def crowd_mb() -> tuple[float, float]:
 
 
 @pytest.mark.guest
+@pytest.mark.slow
 def test_every_exercise_both_ways(image: object) -> None:
     lesson7.reset()
     fails_with_hint(lesson7.run_init.verify("0.5"), "no guest called l7-mine")
     fails_with_hint(lesson7.footprint_exercise.verify("10"), "no guest called l7-mine")
     fails_with_hint(lesson7.crowd_exercise.verify(), "no guest of the crowd")
+    fails_with_hint(lesson7.restore_exercise.verify(None), "no guest called l7-mine")
     assert lesson7.footprint_exercise.verify(___).waiting  # an unedited cell waits, kindly
+    assert lesson7.restore_exercise.verify(___).waiting
     assert lesson7.run_init.verify(___).waiting
     try:
         # Exercise 1: the console's 'Run /init' line, as the learner reads it.
@@ -110,13 +115,66 @@ def test_every_exercise_both_ways(image: object) -> None:
         found = lesson7.footprints()
         assert "l7-mine" in found and "l7-1" in found
         assert all(f.parts[footprint.GUEST_RAM] > 1 for f in found.values())
+
+        # The race: a prediction measured by one round, then the view's own rounds.
+        race = lesson7.RaceView()
+        restored = lesson7.restore_time.commit(0.3)
+        assert restored.measured > 0 and "a cold boot took" in restored.words
+        assert "timed" not in race.status.value and "median" in race.table.value
+        race.rounds.value = 1
+        race.go.click()
+        race.go.click()
+        assert "timed in" in race.status.value and bytes(race.plot.value).startswith(b"<?xml")
+        assert (lesson7.last_race() or pytest.fail("no race")).rounds == 1
+        assert lesson7.lesson_snapshots() == [], "the race left its snapshot"
+
+        # Exercise 4: a clone of l7-mine that never booted, the way the learner's cell does it.
+        check_clone_both_ways()
     finally:
         lesson7.lesson.finish()
         lesson7.reset()
-    assert registry.guests() == []
+    assert registry.guests() == [] and kit.snapshots() == []
     done = progress.lesson_progress(7)
     assert set(done.passed) == {c.id for c in lesson7.lesson.checkpoints}
-    assert set(done.predictions) == {"l7-p-boot", "l7-p-rss", "l7-p-fit"}
+    assert set(done.predictions) == {"l7-p-boot", "l7-p-rss", "l7-p-fit", "l7-p-restore"}
+
+
+def check_clone_both_ways() -> None:
+    """Exercise 4 fails with the right hint at each wrong step, and passes when done."""
+    verify = lesson7.restore_exercise.verify
+    mine = ensure_running(lesson7.guest())
+    fails_with_hint(verify(None), "no guest started from a snapshot")
+
+    other = kit.Guest.from_snapshot(lesson7.crowd()[0].snapshot("l7-other"), "l7-other")
+    fails_with_hint(verify(None), "no running guest was started from a snapshot of l7-mine")
+    other.stop()
+
+    mine.run(f"rm -f {lesson7.MARK_FILE}")  # saved before the mark: the clone has none
+    clone = kit.Guest.from_snapshot(mine.snapshot("l7-ready"), "l7-clone")
+    fails_with_hint(verify(None), "has not got your word")
+    clone.stop()
+
+    mine.run(f"echo {lesson7.task_word()} > {lesson7.MARK_FILE}")
+    snap = mine.snapshot("l7-ready", replace=True)
+    clone = kit.Guest.from_snapshot(snap, "l7-clone", replace=True)
+    passed = verify(clone)
+    assert passed and "never booted" in passed.message, passed
+    assert clone.pid != mine.pid and clone.restored_from == snap
+
+    mine.reboot()  # l7-mine boots again: the clone no longer carries its boot
+    fails_with_hint(verify(None), "has booted again")
+    done = lesson7.tidy_snapshots()
+    assert any("l7-ready" in line and "l7-clone" in line for line in done), done
+    assert lesson7.lesson_snapshots() == [] and registry.get("l7-clone") is None
+
+    # Linux draws a boot_id when it is first read: saved before that, the clone draws its own.
+    mine.reboot()
+    mine.run(f"echo {lesson7.task_word()} > {lesson7.MARK_FILE}")
+    clone = kit.Guest.from_snapshot(mine.snapshot("l7-ready"), "l7-clone")
+    fails_with_hint(verify(None), "had not drawn its boot_id yet")
+    lesson7.tidy_snapshots()
+    solved = lesson7.solve_restore()  # the demo's own solution passes too
+    assert verify(None) and solved.name == "l7-clone"
 
 
 def test_the_quiz_gives_feedback_on_every_choice() -> None:

@@ -19,9 +19,9 @@ def test_a_new_learner_has_started_nothing() -> None:
 
 def test_unwritten_lessons_are_coming(monkeypatch: pytest.MonkeyPatch) -> None:
     real = catalog.LESSONS
-    ghost = catalog.LessonInfo(8, "A future lesson", "08-not-written-yet.ipynb", 10)
+    ghost = catalog.LessonInfo(9, "A future lesson", "09-not-written-yet.ipynb", 10)
     monkeypatch.setattr(catalog, "LESSONS", (*real[:-1], ghost))
-    assert rows_by_number()[8].status == "coming"
+    assert rows_by_number()[9].status == "coming"
     assert "… coming" in overview.overview_html(overview.overview_rows())
 
 
