@@ -71,6 +71,8 @@ KIT_DEFAULT_APT_PACKAGES=(
     libelf-dev
     libssl-dev
     xz-utils
+    ninja-build       # these two build the guest agent as one static program
+    pkg-config        # (kit/guestos/build/agent.py, about a minute once)
     fonts-noto-color-emoji  # the lessons' icons, in a browser on this machine
 )
 

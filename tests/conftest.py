@@ -12,6 +12,7 @@ import pytest
 
 import kit
 from kit.guestos import images
+from kit.guestos.build import agent as static_agent
 from kit.guestos.build import kernel as kit_kernel
 from kit.hypervisor import registry
 from kit.infrastructure.net import free_port  # noqa: F401  (tests import it from here
@@ -122,6 +123,7 @@ _GUARDED = [  # (module, attribute, what calling it means)
     (registry, "add", "started a guest"),  # Guest.start registers the guest before QEMU runs
     (images, "_build", "built a guest image"),
     (kit_kernel, "_build_once", "built the kit's kernel"),
+    (static_agent, "_build", "built the static guest agent"),
 ]
 
 

@@ -30,6 +30,7 @@ POST_BUILD = ROOT / "postBuild"
 # Binder builds no kernel of the kit's own (minutes of build time): guests
 # there boot Debian's kernel, the fallback, so the compilers stay out.
 KERNEL_BUILD_ONLY = "builds the kit's own kernel; Binder boots Debian's instead"
+AGENT_BUILD_ONLY = "builds the static guest agent; Binder's guests run Debian's, as it is"
 NOT_FOR_HOSTING = {
     "python3": "repo2docker brings its own Python (environment.yml says which)",
     "python3-venv": "the same: repo2docker makes the environment, not a venv",
@@ -42,6 +43,8 @@ NOT_FOR_HOSTING = {
     "libelf-dev": KERNEL_BUILD_ONLY,
     "libssl-dev": KERNEL_BUILD_ONLY,
     "xz-utils": KERNEL_BUILD_ONLY,
+    "ninja-build": AGENT_BUILD_ONLY,
+    "pkg-config": AGENT_BUILD_ONLY,
     "fonts-noto-color-emoji": "for a browser on the server itself; on Binder the learner's "
                               "browser runs on their own machine, with its own fonts",
 }

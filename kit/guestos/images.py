@@ -13,10 +13,13 @@ kernel is packed with host programs (busybox, the QEMU guest agent, sqlite3)
 and their shared libraries into an initramfs written by :mod:`kit.guestos.build.cpio`; the
 kit's kernel boots from an ext2 disk holding the same files instead
 (:mod:`kit.guestos.build.rootdisk`), Debian's, which needs modules before it can read a
-disk, from the initramfs.
+disk, from the initramfs.  In a guest of the host's own architecture the
+guest agent is Debian's, rebuilt as one static program
+(:mod:`kit.guestos.build.agent`: it answers sooner), where this machine can
+build it; else the host's, with its libraries, and the manifest says why.
 
 Images are cached in ``cache_dir()/images/<arch>-<key>/``.  The key hashes
-the recipe folder, the kernel recipe folder, the kernel choice and every
+the recipe folder, the kernel and agent recipe folders, the kernel choice and every
 host file copied in, so editing a recipe or upgrading a host program gives a
 new image.  It does not include the kernel
 package's version: asking apt for it takes most of a second, and
@@ -52,6 +55,7 @@ from typing import Any
 from kit.core import paths
 from kit.core.errors import ImageError
 from kit.guestos import system_cache
+from kit.guestos.build import agent as static_agent
 from kit.guestos.build import foreign, rootdisk
 from kit.guestos.build import kernel as kit_kernel
 from kit.guestos.build.apt import fetch_package, resolve_kernel_package
@@ -267,10 +271,19 @@ class HostFile:
     sha256: str
 
 
-def host_files(recipe: Recipe) -> list[HostFile]:
-    """The recipe's programs and every library they load, each once."""
+def host_files(recipe: Recipe, static: dict[str, Path] | None = None) -> list[HostFile]:
+    """The recipe's programs and every library they load, each once.
+
+    ``static`` maps a program's guest path to a static build of it (the
+    guest agent's, :mod:`kit.guestos.build.agent`): that file goes in
+    instead, and none of the libraries the host's program loads.
+    """
     found: dict[str, HostFile] = {}
     for program in recipe.programs:
+        if static and program.guest in static:
+            path = static[program.guest]
+            found[program.guest] = HostFile(path, program.guest, sha256_of(path))
+            continue
         if not program.host.is_file():
             raise ImageError(
                 f"The guest needs {program.host} from the host, and it is missing.",
@@ -352,6 +365,8 @@ def _key(recipe: Recipe, files: list[HostFile], choice: str) -> str:
     digest.update(f"kernel {choice}\n".encode())
     if choice == "auto":
         digest.update(f"kit kernel recipe {_kernel_recipe_digest(recipe.arch)}\n".encode())
+    if static_agent.applies_to(recipe.arch):
+        digest.update(f"static agent recipe {_agent_recipe_digest()}\n".encode())
     for path in _tree(recipe.root):
         if path.is_dir():
             continue
@@ -365,6 +380,13 @@ def _kernel_recipe_digest(arch: str) -> str:
     """The kit kernel recipe's hash, or a word saying why there is none for ``arch``."""
     try:
         return kit_kernel.recipe_digest(kit_kernel.load_recipe(arch))
+    except ImageError as error:
+        return f"unusable: {error.message}"
+
+
+def _agent_recipe_digest() -> str:
+    try:
+        return static_agent.recipe_digest(static_agent.load_recipe())
     except ImageError as error:
         return f"unusable: {error.message}"
 
@@ -493,8 +515,18 @@ def build_image(
 
 
 def _better_build_now_possible(image: GuestImage) -> bool:
-    """The kit's kernel, or its root disk, was missing for a reason that has gone since."""
-    return _kit_kernel_now_possible(image) or _root_disk_now_possible(image)
+    """The kit's kernel, its root disk or the static agent was missing for a reason now gone."""
+    return (_kit_kernel_now_possible(image) or _root_disk_now_possible(image)
+            or _static_agent_now_possible(image))
+
+
+def _static_agent_now_possible(image: GuestImage) -> bool:
+    """True for an image with the host's agent because build tools were missing, now there."""
+    try:
+        manifest = read_manifest(image)
+    except (OSError, ValueError):
+        return False
+    return bool(manifest.get("guest_agent_retry")) and static_agent.obstacle() is None
 
 
 def _root_disk_now_possible(image: GuestImage) -> bool:
@@ -535,6 +567,8 @@ def _build(
 ) -> GuestImage:
     started = time.monotonic()
     boot = _choose_kernel(recipe, choice, report, retry_kernel)
+    files, agent_details = _with_static_agent(recipe, files, report, retry_kernel)
+    boot = dataclasses.replace(boot, details={**boot.details, **agent_details})
     files = [*files, *_foreign_files(recipe, _scaled(report, 0.5, 0.75))]
     report("packing the initramfs", 0.75)
     archive = assemble(boot.recipe, files, boot.files)
@@ -592,6 +626,32 @@ def _has_kit_kernel(arch: str) -> bool:
     except ImageError as error:
         return "no architecture" not in error.message
     return True
+
+
+def _with_static_agent(
+    recipe: Recipe, files: list[HostFile], report: Progress, retry: bool
+) -> tuple[list[HostFile], dict[str, Any]]:
+    """The files with the static guest agent in place of the host's, if it can be had.
+
+    Otherwise the host's agent and its libraries stay, and the manifest says why
+    (``guest_agent_retry``: the reason was missing tools, so try again later).
+    """
+    if not static_agent.applies_to(recipe.arch):
+        return files, {}
+    try:
+        replaces = static_agent.load_recipe().replaces
+        if replaces not in {program.guest for program in recipe.programs}:
+            return files, {}
+        built = static_agent.ensure_agent(_scaled(report, 0.7, 0.75), retry=retry)
+    except ImageError as error:
+        log.warning("image for %s: the host's guest agent, not a static one: %s",
+                    recipe.arch, error.message)
+        report(f"using the host's guest agent: {error.message}", 0.75)
+        return files, {"guest_agent": "host", "guest_agent_reason": error.message,
+                       "guest_agent_retry": static_agent.obstacle() is not None}
+    details = {"guest_agent": "static", "guest_agent_source_version": built.source_version,
+               "guest_agent_key": built.key}
+    return host_files(recipe, static={replaces: built.path}), details
 
 
 def _foreign_files(recipe: Recipe, report: Progress) -> list[HostFile]:

@@ -99,8 +99,9 @@ def test_state_survives_a_snapshot_and_a_restore(image: images.GuestImage,
     with kit.Guest(guest_name, memory_mb=MEMORY_MB) as source:
         source.run("echo in-memory > /tmp/note; echo on-disk > /root/note; "
                    "sleep 4242 > /dev/null 2>&1 &")
-        boot_id = source.run("cat /proc/sys/kernel/random/boot_id").stdout
         snap = source.snapshot("saved")
+        # Read only now: the guest's init drew its boot id at boot, so the snapshot holds it.
+        boot_id = source.run("cat /proc/sys/kernel/random/boot_id").stdout
         saved_uptime = snap.info.uptime_s
         assert saved_uptime is not None
         # The source runs on, and what it does now is not in the snapshot.

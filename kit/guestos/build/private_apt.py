@@ -15,6 +15,8 @@ For those the kit keeps a private apt configuration in its cache,
 ``apt-cache`` and ``apt-get download`` with ``APT_CONFIG`` pointing at it:
 
 * its own sources, Debian 12's ``main`` in three suites (:data:`SOURCES`),
+  binary packages and source packages (``deb-src``: the static guest
+  agent's build, :mod:`kit.guestos.build.agent`, fetches QEMU's source),
   each checked with the one key that signs its ``InRelease`` file (ASCII-
   armoured in ``assets/apt/``, embedded in the stanza's ``Signed-By`` so that
   no path with a space can break it):
@@ -123,6 +125,9 @@ SOURCES = (
 MAX_AGE_S = 24 * 3600
 #: What ``apt-get update`` fetches per architecture, the three suites (measured).
 MB_PER_ARCHITECTURE = 10
+#: And the lists of source packages (deb-src), which the static guest agent's
+#: build (kit/guestos/build/agent.py) fetches its source with (measured).
+SOURCE_LISTS_MB = 10
 #: Debian's name for a machine, when dpkg is not there to say it.
 DEB_ARCHITECTURES = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "armhf",
                      "ppc64le": "ppc64el", "s390x": "s390x", "riscv64": "riscv64"}
@@ -250,6 +255,8 @@ def _staleness(folder: Path, stamp: dict[str, object], wanted: list[str]) -> str
         return f"they were made for {stamp.get('archive', 'other sources')} {SUITE} alone"
     if stamp.get("architectures") != wanted or not all(_has_list(folder, a) for a in wanted):
         return f"some are missing (wanted: {', '.join(wanted)})"
+    if not _has_source_lists(folder):
+        return "the lists of source packages are missing"
     age = time.time() - (folder / "state" / STAMP).stat().st_mtime
     if abs(age) > MAX_AGE_S:  # from the future too: the clock was wrong then
         return f"they are {age / 3600:.0f} hours old"
@@ -261,6 +268,13 @@ def _has_list(folder: Path, architecture: str) -> bool:
     lists = folder / "state" / "lists"
     return all(any(lists.glob(f"*_dists_{source.suite}_{COMPONENT}_binary-{architecture}"
                               "_Packages*"))
+               for source in SOURCES)
+
+
+def _has_source_lists(folder: Path) -> bool:
+    """Whether every suite's list of source packages is there (the guest agent's build)."""
+    lists = folder / "state" / "lists"
+    return all(any(lists.glob(f"*_dists_{source.suite}_{COMPONENT}_source_Sources*"))
                for source in SOURCES)
 
 
@@ -282,7 +296,8 @@ def _refresh(folder: Path, config: Path, wanted: list[str], why: str, report: Pr
     if usable and failed_at is not None and time.monotonic() - failed_at < RETRY_AFTER_S:
         return  # failed a moment ago, and said so: the old lists serve
     report(f"refreshing the kit's lists of Debian 12 packages for {', '.join(wanted)} "
-           f"(apt-get update, about {MB_PER_ARCHITECTURE * len(wanted)} MB; {why})", 0.0)
+           f"(apt-get update, about {MB_PER_ARCHITECTURE * len(wanted) + SOURCE_LISTS_MB} MB; "
+           f"{why})", 0.0)
     try:
         update(config)
     except ImageError as error:
@@ -396,7 +411,7 @@ def sources_text() -> str:
         key = "\n".join(f" {line}" if line.strip() else " ." for line in lines)
         stanzas.append(
             f"# {source.suite}: checked with {source.signer} alone\n"
-            f"Types: deb\nURIs: {source.uri()}\nSuites: {source.suite}\n"
+            f"Types: deb deb-src\nURIs: {source.uri()}\nSuites: {source.suite}\n"
             f"Components: {COMPONENT}\nSigned-By:\n{key}\n"
         )
     return ("# Written by the kit (kit/guestos/build/private_apt.py); rewritten at every "

@@ -137,7 +137,7 @@ def test_each_suite_is_checked_with_its_own_key_alone(
         (private_apt.DEFAULT_ARCHIVE, "bookworm-updates", "main"),
         (private_apt.DEFAULT_SECURITY_ARCHIVE, "bookworm-security", "main")]
     for number, (fields, source) in enumerate(zip(found, private_apt.SOURCES, strict=True)):
-        assert fields["Types"] == "deb"
+        assert fields["Types"] == "deb deb-src"  # sources: the static guest agent's
         key = fields["Signed-By"].strip() + "\n"
         assert key.startswith("-----BEGIN PGP PUBLIC KEY BLOCK-----\n\n")  # the blank kept
         assert show_keys(key, tmp_path / f"gnupg{number}")[0] == [source.fingerprint]
@@ -170,6 +170,7 @@ def _fake_lists(folder: Path, suites: list[str], architectures: list[str]) -> No
     lists = folder / "state" / "lists"
     lists.mkdir(parents=True, exist_ok=True)
     for suite in suites:
+        (lists / f"x_dists_{suite}_main_source_Sources.lz4").touch()
         for arch in architectures:
             (lists / f"x_dists_{suite}_main_binary-{arch}_Packages.lz4").touch()
 
