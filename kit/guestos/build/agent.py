@@ -119,13 +119,8 @@ def recipe_digest(recipe: AgentRecipe) -> str:
 def obstacle() -> str | None:
     """Why this machine cannot build the agent now, or None (cheap: no apt, no compiler run)."""
     missing = [tool for tool in BUILD_TOOLS if shutil.which(tool) is None]
-    if missing:
-        return f"the guest agent's build needs {', '.join(missing)}, which this machine lacks"
-    free = shutil.disk_usage(agents_dir()).free
-    if free < NEEDED_DISK_BYTES:
-        return (f"the guest agent's build needs {NEEDED_DISK_BYTES / 2**30:.0f} GB of free "
-                f"disk in {agents_dir()}, and {free / 2**30:.1f} GB are free")
-    return None
+    return common.build_obstacle("the guest agent's build", missing, agents_dir(),
+                                 NEEDED_DISK_BYTES)
 
 
 # --- the cache --------------------------------------------------------------------

@@ -101,6 +101,21 @@ def print_progress(step: str, fraction: float) -> None:
     sys.stderr.flush()
 
 
+def build_obstacle(what: str, missing: list[str], folder: Path, needed_bytes: int) -> str | None:
+    """Why ``what`` (a kernel or agent build) cannot run here, or None.
+
+    ``missing`` are the tools or files it lacks; ``folder`` must have
+    ``needed_bytes`` free for the source, the objects and the result.
+    """
+    if missing:
+        return f"{what} needs {', '.join(missing)}, which this machine lacks"
+    free = shutil.disk_usage(folder).free
+    if free < needed_bytes:
+        return (f"{what} needs {needed_bytes / 2**30:.0f} GB of free disk in {folder}, "
+                f"and {free / 2**30:.1f} GB are free")
+    return None
+
+
 def require_tool(command: list[str]) -> None:
     if shutil.which(command[0]) is None:
         raise ImageError(

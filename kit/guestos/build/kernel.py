@@ -185,15 +185,9 @@ def obstacle(recipe: KernelRecipe) -> str | None:
     """
     missing = [tool for tool in BUILD_TOOLS if shutil.which(tool) is None]
     missing += [str(header) for header in BUILD_HEADERS if not header.exists()]
-    if missing:
-        return f"the kernel build needs {', '.join(missing)}, which this machine lacks"
-    if not recipe.config.is_file():
+    if not missing and not recipe.config.is_file():
         return f"the kernel recipe has no {recipe.config.name}"
-    free = shutil.disk_usage(kernels_dir()).free
-    if free < NEEDED_DISK_BYTES:
-        return (f"the kernel build needs {NEEDED_DISK_BYTES / 2**30:.0f} GB of free disk in "
-                f"{kernels_dir()}, and {free / 2**30:.1f} GB are free")
-    return None
+    return common.build_obstacle("the kernel build", missing, kernels_dir(), NEEDED_DISK_BYTES)
 
 
 # --- the cache --------------------------------------------------------------------
