@@ -457,11 +457,11 @@ class Guest:
         assert self._rundir is not None
         self._overlay = self._new_overlay(source)
         spec = self._machine_spec(incoming_fd=incoming_fd)
-        self._set_state(GuestState.BOOTING)
         self.started_at = time.monotonic()
         incoming = () if incoming_fd is None else (incoming_fd,)
         self._adopt(spawn(spec, self._rundir / "qemu.log",
                           extra_fds=(*incoming, *self._inherited_fds())))
+        self._set_state(GuestState.BOOTING)  # after _adopt: views told of it see its command
         log.info("guest %s: QEMU started (pid %d, %s)", self.name, self.pid, spec.accel)
         await self._connect_channels()
         if incoming_fd is not None:  # a snapshot's memory in a file is left out of its stream

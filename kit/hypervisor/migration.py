@@ -414,16 +414,26 @@ async def _unless_exited(process: QemuProcess, awaitable: Any, timeout: float,
     done, _ = await asyncio.wait({task, process.exited}, timeout=timeout,
                                  return_when=asyncio.FIRST_COMPLETED)
     if task in done:
-        return task.result()
+        error = task.exception()
+        if error is None:
+            return task.result()
+        # A channel that broke because the destination ended is its exit, not a network error.
+        if await process.exited_within(1.0):
+            raise _destination_exited(process, doing) from None
+        raise error
     task.cancel()
     with contextlib.suppress(BaseException):
         await task
     if process.exited in done:
-        raise MigrationError(f"the destination QEMU exited while {doing} "
-                             f"(code {process.exited.result()}).",
-                             hint="Its own words are in the guest's qemu.log.")
+        raise _destination_exited(process, doing)
     raise MigrationError(f"the destination QEMU took over {timeout:g} s {doing}.",
                          hint="The host may be overloaded: try again.")
+
+
+def _destination_exited(process: QemuProcess, doing: str) -> MigrationError:
+    return MigrationError(f"the destination QEMU exited while {doing} "
+                          f"(code {process.exited.result()}).",
+                          hint="Its own words are in the guest's qemu.log.")
 
 
 async def _monitor(qmp: QMPClient, line: str) -> str:

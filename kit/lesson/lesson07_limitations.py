@@ -807,23 +807,22 @@ def check_restore() -> Verdict:
 
 def _different_boots(mine: Inside, clone: Guest, snap: Snapshot, evidence: list[str]
                      ) -> Verdict:
-    """Why the clone's boot_id is not l7-mine's: a new boot, or a boot_id not drawn yet."""
+    """Why the clone's boot_id is not l7-mine's: l7-mine booted again since the snapshot.
+
+    (Linux draws a boot_id when it is first read; the guest's init reads it at
+    boot, so a snapshot always holds the boot_id of the boot it saved.)
+    """
     hint = ("Stop the clone, run the cell that writes your word (it reads the boot_id too), "
             "then save l7-mine again (replace=True keeps the name) and start the clone from "
             "the new snapshot.")
-    if booted_since(mine, snap):
-        return Verdict.fail(f"{MINE} has booted again since that snapshot (its uptime is "
-                            f"{mine.uptime_s:.0f} s): its boot_id is not the one {clone.name} "
-                            "carries.", *evidence, hint=hint)
-    return Verdict.fail(f"{MINE} had not drawn its boot_id yet when it was saved: Linux draws "
-                        "it the first time something reads it, so the clone drew one of its "
-                        "own later.", *evidence, hint=hint)
+    since = (f" (its uptime is {mine.uptime_s:.0f} s)" if booted_since(mine, snap) else "")
+    return Verdict.fail(f"{MINE} has booted again since that snapshot{since}: its boot_id is "
+                        f"not the one {clone.name} carries.", *evidence, hint=hint)
 
 
 def solve_restore() -> Guest:
     mine = ensure_running(guest())
     mine.run(f"echo {task_word()} > {MARK_FILE}")
-    mine.run(["cat", BOOT_ID])  # drawn now, so that the snapshot holds it (as the cell does)
     for snap in snapshots():
         if snap.name == MY_SNAPSHOT:
             for user in snap.users():

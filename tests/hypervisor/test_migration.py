@@ -6,6 +6,7 @@ socket pair, and a web client on the host that keeps asking throughout.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import itertools
 import threading
@@ -20,7 +21,7 @@ import pytest
 import kit
 from kit.guestos import images
 from kit.hypervisor import guest as guest_module
-from kit.hypervisor import qemu, registry
+from kit.hypervisor import migration, qemu, registry
 from kit.view import diagram, picture
 from tests.conftest import free_port, our_qemu_pids
 from tests.waiting import gone, wait_until
@@ -200,3 +201,29 @@ def test_a_failed_migration_leaves_the_source_running(
         assert our_qemu_pids() == {pid}  # the failed destination is gone
         g.migrate()  # and a good destination still works
         assert g.pid != pid
+
+
+class EndedProcess:
+    """Just what ``_unless_exited`` reads of a destination QEMU: one that has exited."""
+
+    def __init__(self, code: int) -> None:
+        self.exited: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self.exited.set_result(code)
+
+    async def exited_within(self, seconds: float) -> bool:
+        return True
+
+
+def test_a_channel_broken_by_the_destinations_exit_is_reported_as_its_exit() -> None:
+    """Under load the QMP connection can fail (EOF) before the kit has seen QEMU exit."""
+    async def broken_channel() -> None:
+        raise EOFError
+
+    async def scenario() -> None:
+        process = EndedProcess(1)
+        with pytest.raises(kit.MigrationError, match="exited while starting") as error:
+            await migration._unless_exited(process, broken_channel(), 5,  # type: ignore[arg-type]
+                                           "starting")
+        assert error.value.hint and "qemu.log" in error.value.hint
+
+    asyncio.run(scenario())

@@ -46,6 +46,7 @@ def test_an_unedited_cell_waits_kindly() -> None:
 
 
 @pytest.mark.guest
+@pytest.mark.slow
 def test_every_exercise_both_ways(image: object) -> None:
     alpha, beta, cable = lesson2.guests()
     assert not alpha.forwards and not cable.is_up

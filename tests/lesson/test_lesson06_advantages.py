@@ -31,6 +31,7 @@ def test_the_personal_values_are_this_learners() -> None:
 
 
 @pytest.mark.guest
+@pytest.mark.slow
 def test_every_exercise_both_ways(image: object, monkeypatch: pytest.MonkeyPatch) -> None:
     lesson6.reset()
     fails_with_hint(lesson6.scale.verify(), "not scaled")
