@@ -38,6 +38,7 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
+KERNEL_CONNECT_S = 120.0  # bounded, but past what a loaded host needs
 _OPENER = urllib.request.build_opener(_NoRedirect)
 
 
@@ -110,8 +111,10 @@ class Learner:
         started = self.server_api("/kernels", "POST", {"name": "python3"})
         url = f"{self.hub.replace('http', 'ws', 1)}user/{self.name}/api/kernels/" \
               f"{started['id']}/channels"
+        # The handshake waits for the new kernel through the hub's proxy and the learner's
+        # server: on a busy host (measured: two test runs at once) that took over 30 s.
         socket = websocket.create_connection(
-            url, header=[f"Authorization: token {self.token}"], timeout=30)
+            url, header=[f"Authorization: token {self.token}"], timeout=KERNEL_CONNECT_S)
         return Kernel(started["id"], socket)
 
 
