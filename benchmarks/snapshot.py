@@ -23,15 +23,12 @@ benchmarks/results/snapshot.json.  Times are medians of the runs.
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import os
 import statistics
 import sys
 import tempfile
-import threading
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +40,7 @@ from kit.guestos.build import common
 from kit.hypervisor import accelerator, fleet
 from kit.infrastructure import hostinfo
 from kit.infrastructure.net import free_port, wait_http
+from kit.labs import latency
 
 RESULTS = Path(__file__).parent / "results"
 MEMORY_MB = 64
@@ -64,19 +62,16 @@ def uss_mb(pid: int) -> float:
 
 def cold_boot(name: str) -> dict[str, float]:
     called = time.monotonic()
-    guest = kit.Guest(name, memory_mb=MEMORY_MB)
-    guest.start()
-    returned = time.monotonic()
-    try:
-        return {"agent_s": (guest.ready_at or returned) - called, "call_s": returned - called,
-                "uss_mb": uss_mb(guest.pid or 0)}
-    finally:
-        guest.stop()
+    return _timed_then_stopped(kit.Guest(name, memory_mb=MEMORY_MB).start(), called)
 
 
 def restore(snap: kit.Snapshot, name: str) -> dict[str, float]:
     called = time.monotonic()
-    guest = kit.Guest.from_snapshot(snap, name)
+    return _timed_then_stopped(kit.Guest.from_snapshot(snap, name), called)
+
+
+def _timed_then_stopped(guest: kit.Guest, called: float) -> dict[str, float]:
+    """From ``called``: until the agent answered, until the call returned; USS; then stop."""
     returned = time.monotonic()
     try:
         return {"agent_s": (guest.ready_at or returned) - called, "call_s": returned - called,
@@ -142,30 +137,11 @@ def clones_at_once(count: int) -> dict[str, object]:
 # --- live migration under HTTP ---------------------------------------------------------------
 
 
-class Client(threading.Thread):
-    """Asks for a page every 10 ms; keeps (time, answered) for every request."""
-
-    def __init__(self, port: int) -> None:
-        super().__init__(daemon=True)
-        self.port = port
-        self.answers: list[tuple[float, bool]] = []
-        self.done = threading.Event()
-
-    def run(self) -> None:
-        while not self.done.is_set():
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/", timeout=5) as r:
-                    ok = r.status == 200
-            except OSError:
-                ok = False
-            self.answers.append((time.monotonic(), ok))
-            time.sleep(CLIENT_EVERY_S)
-
-    def silence_around(self, start: float, end: float) -> float:
-        """The longest time without an answer that overlaps ``start`` to ``end``."""
-        times = [when for when, ok in self.answers if ok]
-        gaps = [b - a for a, b in itertools.pairwise(times) if b >= start and a <= end]
-        return max(gaps, default=float("nan"))
+def silence_around(samples: list[latency.Sample], start_s: float, end_s: float) -> float:
+    """The longest time without an answer (ms) that overlaps ``start_s`` to ``end_s``."""
+    around = [gap.ms for gap in latency.gaps(samples)
+              if gap.end_s >= start_s and gap.start_s <= end_s]
+    return max(around, default=float("nan"))
 
 
 def migration_pause(runs: int) -> dict[str, object]:
@@ -174,17 +150,15 @@ def migration_pause(runs: int) -> dict[str, object]:
     with kit.Guest("bench-migrate", memory_mb=MEMORY_MB, forwards={port: 80}) as guest:
         wait_http(port, time.monotonic() + 30)
         for run in range(runs):
-            client = Client(port)
-            client.start()
+            sampler = latency.LatencySampler(port, every=CLIENT_EVERY_S).start()
             time.sleep(0.5)
-            began = time.monotonic()
+            began = sampler.seconds()
             report = guest.migrate()
-            ended = time.monotonic()
+            ended = sampler.seconds()
             time.sleep(0.5)
-            client.done.set()
-            client.join()
-            failed = sum(1 for when, ok in client.answers if not ok and began <= when <= ended + 1)
-            results.append({"http_silence_ms": client.silence_around(began, ended) * 1000,
+            samples = sampler.stop()
+            failed = sum(1 for s in samples if not s.ok and began <= s.at_s <= ended + 1)
+            results.append({"http_silence_ms": silence_around(samples, began, ended),
                             "paused_ms": report.paused_ms, "move_s": report.seconds,
                             "sent_mb": report.transferred_mb,
                             "memory_shared": float(report.memory_shared),

@@ -8,11 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import itertools
-import threading
-import time
 import urllib.request
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
@@ -22,35 +18,12 @@ import kit
 from kit.guestos import images
 from kit.hypervisor import guest as guest_module
 from kit.hypervisor import migration, qemu, registry
+from kit.labs import latency
 from kit.view import diagram, picture
 from tests.conftest import free_port, our_qemu_pids
 from tests.waiting import gone, wait_until
 
 MEMORY_MB = 64
-
-
-@dataclass
-class Client:
-    """Asks for a page every 10 ms from a thread; notes each answer or failure, with its time."""
-
-    port: int
-    answers: list[tuple[float, bool]] = field(default_factory=list)
-    stop: threading.Event = field(default_factory=threading.Event)
-
-    def run(self) -> None:
-        while not self.stop.is_set():
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/", timeout=5) as r:
-                    ok = r.status == 200
-            except OSError:
-                ok = False
-            self.answers.append((time.monotonic(), ok))
-            time.sleep(0.01)
-
-    def longest_silence(self) -> float:
-        """The longest time between two answers (what a user would call the pause)."""
-        times = [when for when, ok in self.answers if ok]
-        return max((b - a for a, b in itertools.pairwise(times)), default=0.0)
 
 
 def boot_id(guest: kit.Guest) -> str:
@@ -69,15 +42,16 @@ def test_http_is_answered_across_a_migration(image: images.GuestImage, guest_nam
         g.run("echo before > /tmp/note; sleep 4242 > /dev/null 2>&1 &")
         before_boot, old_pid = boot_id(g), g.pid
         assert old_pid is not None
-        client = Client(port)
-        thread = threading.Thread(target=client.run, daemon=True)
-        thread.start()
-        assert wait_until(lambda: sum(ok for _, ok in client.answers) >= 5, 20)
+        sampler = latency.LatencySampler(port).start()  # a request every 10 ms
+
+        def answered(since: int = 0) -> int:
+            return sum(sample.ok for sample in sampler.samples()[since:])
+
+        assert wait_until(lambda: answered() >= 5, 20)
         report = g.migrate()
-        answered_then = len(client.answers)
-        assert wait_until(lambda: sum(ok for _, ok in client.answers[answered_then:]) >= 5, 20)
-        client.stop.set()
-        thread.join(10)
+        answered_then = len(sampler.samples())
+        assert wait_until(lambda: answered(answered_then) >= 5, 20)
+        samples = sampler.stop()
 
         assert g.pid != old_pid and g.pid == report.new_pid
         assert report.old_pid == old_pid
@@ -92,8 +66,9 @@ def test_http_is_answered_across_a_migration(image: images.GuestImage, guest_nam
         assert report.memory_shared and report.transferred_mb < 1
         assert "/memfd:memory-backend-memfd" in Path(f"/proc/{g.pid}/maps").read_text()
         assert 0 < report.paused_ms < report.seconds * 1000
+        longest = latency.longest_gap(samples)
         print(f"\n{report}; the web client's longest silence: "
-              f"{client.longest_silence() * 1000:.0f} ms")
+              f"{longest.ms if longest else 0.0:.0f} ms")
         # Every channel follows: QMP, the agent (above), and the console.
         assert g.qmp("query-status")["status"] == "running"
         g.console.write("echo typed-$((6*7))\n")
